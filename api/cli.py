@@ -1,0 +1,218 @@
+"""The `rag` command line: ingest, search, ask, serve, demo.
+
+A thin surface over `api.wiring.AppContext`; errors of the template print as one line
+with the fix, and exit non-zero (2 = partial ingest, 1 = failure).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import RagError
+from core.settings import get_settings
+from core.types import Answer, ScoredChunk, SearchMode
+
+app = typer.Typer(help="RAG reference template: ingest documents, search, ask.", no_args_is_help=True)
+console = Console()
+EXIT_PARTIAL = 2
+
+DEMO_QUESTIONS = (
+    "Which vector store does the template use by default, and why?",
+    "How are chunk ids made deterministic?",
+)
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from api.wiring import build_app_context
+
+    return build_app_context(get_settings())
+
+
+def _print_answer(answer: Answer) -> None:
+    console.print(f"\n[bold]Q:[/bold] {answer.question}")
+    console.print(f"[bold]A:[/bold] {answer.text}")
+    for citation in answer.citations:
+        where = " > ".join(x for x in (citation.title, citation.section) if x)
+        page = f", page {citation.page}" if citation.page else ""
+        console.print(
+            f"  [{citation.number}] {citation.source}{page} — {where} "
+            f"[dim](chunk {citation.chunk_id})[/dim]"
+        )
+
+
+def _print_hits(hits: list[ScoredChunk]) -> None:
+    table = Table("#", "score", "source", "section", "text")
+    for rank, hit in enumerate(hits, 1):
+        text = hit.chunk.text.replace("\n", " ")
+        table.add_row(str(rank), f"{hit.score:.4f}", hit.chunk.source, hit.chunk.section,
+                      text[:90] + ("…" if len(text) > 90 else ""))
+    console.print(table)
+
+
+def _fail(exc: RagError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1) from exc
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file or a folder to ingest.")],
+) -> None:
+    """Parse, chunk, embed and upsert documents (re-running is idempotent)."""
+    from ingest.parse import SUPPORTED_SUFFIXES
+    from ingest.pipeline import discover, ingest_paths
+
+    if not path.exists():
+        console.print(f"[red]error:[/red] {path} does not exist")
+        raise typer.Exit(1)
+    ctx = _context()
+    try:
+        files = discover(path, SUPPORTED_SUFFIXES)
+        root = path if path.is_dir() else path.parent
+        started = time.perf_counter()
+        report = ingest_paths(
+            files, ctx.parser, ctx.chunker, ctx.indexer, root=root,
+            on_document=lambda doc, n: console.print(f"  {doc.source}: {n} chunks"),
+        )
+        total = ctx.store.count()
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    console.print(
+        f"ingested {report.documents} documents, {report.chunks} chunks in "
+        f"{time.perf_counter() - started:.1f}s; the collection holds {total} chunks"
+    )
+    for source, reason in report.failed.items():
+        console.print(f"[yellow]failed:[/yellow] {source}: {reason}")
+    if report.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def search(
+    query: str,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    mode: Annotated[SearchMode, typer.Option(help="hybrid, dense or sparse")] = SearchMode.HYBRID,
+    source: Annotated[str | None, typer.Option(help="Only chunks of this source.")] = None,
+) -> None:
+    """Show the ranked chunks for a query."""
+    ctx = _context()
+    try:
+        _print_hits(ctx.service.search(query, top_k, {"source": source} if source else None, mode))
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+
+
+@app.command()
+def ask(
+    question: str,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+) -> None:
+    """Answer a question from the indexed documents, with citations."""
+    ctx = _context()
+    try:
+        _print_answer(ctx.service.ask(question, top_k))
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+
+
+@app.command()
+def demo(
+    docs: Annotated[Path, typer.Option(help="Notes to render as the sample corpus.")] = Path("docs"),
+) -> None:
+    """Render the sample corpus (md, html, docx, pdf, txt), ingest it, and ask about it."""
+    from ingest import sample_corpus
+
+    settings = get_settings()
+    target = settings.data_dir / "sample-corpus"
+    files = sample_corpus.build(docs, target)
+    console.print(f"sample corpus: {len(files)} files in {target}")
+    ingest(target)
+    for question in DEMO_QUESTIONS:
+        ask(question)
+
+
+@app.command("eval-beir")
+def eval_beir(
+    data: Annotated[Path, typer.Argument(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")],
+    split: Annotated[str, typer.Option()] = "test",
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first n queries.")] = None,
+    mode: Annotated[list[SearchMode] | None, typer.Option(help="Repeat for several.")] = None,
+) -> None:
+    """Retrieval quality and latency on a BEIR dataset (the index is cached per corpus)."""
+    import json
+
+    from rich.progress import Progress
+
+    from eval.datasets import load_beir
+    from eval.retrieval import build_index, evaluate
+    from retrieval.search import Retriever
+
+    settings = get_settings()
+    ctx = _context()
+    try:
+        dataset = load_beir(data, split, limit)
+        modes = mode or [SearchMode.HYBRID]
+        with Progress(console=console) as progress:
+            task = progress.add_task("index", total=len(dataset.corpus))
+            store = build_index(dataset, ctx.embedder, ctx.sparse, settings.data_dir / "eval",
+                                lambda n: progress.advance(task, n))
+            task = progress.add_task("queries", total=len(dataset.queries) * len(modes))
+            retriever = Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval)
+            results = evaluate(dataset, retriever, modes, progress=lambda n: progress.advance(task, n))
+        store.close()
+    except RagError as exc:
+        _fail(exc)
+    primary = results[0]
+    report = {
+        **primary.metrics,
+        "latency_ms": primary.latency_ms,
+        "queries": primary.queries,
+        "config": {
+            "dataset": str(data), "split": split, "mode": primary.mode,
+            "embedding_model": settings.embedding.model, "sparse": "qdrant-bm25",
+            "sparse_params": settings.sparse.model_dump(),
+            "retrieval": settings.retrieval.model_dump(),
+        },
+        "modes": {r.mode: {**r.metrics, "latency_ms": r.latency_ms} for r in results},
+    }
+    text = json.dumps(report, indent=2)
+    if out:
+        out.write_text(text)
+    console.print_json(text)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app", factory=True,
+        host=host or settings.api.host, port=port or settings.api.port,
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except RagError as exc:  # settings errors surface before a command runs
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)

@@ -1,0 +1,74 @@
+"""Composition root: the one place that turns settings into concrete adapters.
+
+The API lifespan and the CLI both call `build_app_context()`; nothing else constructs
+an embedder, a store or a generator, and nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from core.offline import apply_offline_defaults
+from core.ports import Embedder, Generator, SparseEncoder, VectorStore
+from core.settings import Settings
+from ingest.chunk import StructureChunker
+from ingest.embed import Bm25Encoder, FastEmbedder
+from ingest.parse import UnstructuredParser
+from ingest.pipeline import Indexer
+from retrieval.extractive import ExtractiveGenerator
+from retrieval.search import Retriever
+from retrieval.service import RagService
+from store import open_store
+
+
+@dataclass
+class AppContext:
+    """Everything a surface needs, built lazily from one `Settings`."""
+
+    settings: Settings
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return FastEmbedder(self.settings.embedding)
+
+    @cached_property
+    def sparse(self) -> SparseEncoder:
+        return Bm25Encoder(self.settings.sparse)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        store = open_store(self.settings.store)
+        store.ensure_collection(self.embedder.dim)
+        return store
+
+    @cached_property
+    def generator(self) -> Generator:
+        answer = self.settings.answer
+        return ExtractiveGenerator(answer.max_passages, answer.max_sentences, answer.min_term_overlap)
+
+    @cached_property
+    def service(self) -> RagService:
+        retriever = Retriever(self.embedder, self.sparse, self.store, self.settings.retrieval)
+        return RagService(retriever, self.generator)
+
+    @cached_property
+    def parser(self) -> UnstructuredParser:
+        return UnstructuredParser()
+
+    @cached_property
+    def chunker(self) -> StructureChunker:
+        return StructureChunker(self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        return Indexer(self.embedder, self.sparse, self.store, self.settings.ingest.batch_size)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+def build_app_context(settings: Settings) -> AppContext:
+    apply_offline_defaults()
+    return AppContext(settings)

@@ -1,0 +1,45 @@
+"""The exception tree of the template. Adapters translate vendor errors into it.
+
+    RagError
+    ├── ConfigError            settings are missing or inconsistent (fix the env / .env)
+    ├── ModelUnavailableError  a model's files are missing locally (run `make setup`)
+    ├── StoreError             the vector store failed
+    │   └── SchemaMismatchError  collection vectors do not match the embedder
+    ├── IngestError            one source could not be parsed or chunked
+    │   └── UnsupportedFormatError
+    └── InvalidRequestError    a caller sent something we cannot serve
+
+`api/errors.py` maps these to HTTP problem responses; nothing in the core imports FastAPI.
+"""
+
+
+class RagError(Exception):
+    """Root of every error this template raises on purpose."""
+
+
+class ConfigError(RagError):
+    """Settings are missing or inconsistent; the message says which knob to change."""
+
+
+class ModelUnavailableError(RagError):
+    """A model's files are not where the settings say; `make setup` assembles them."""
+
+
+class StoreError(RagError):
+    """The vector store failed or refused an operation."""
+
+
+class SchemaMismatchError(StoreError):
+    """The collection was built for another embedder (vector size or distance differ)."""
+
+
+class IngestError(RagError):
+    """One source could not be turned into chunks; the batch goes on without it."""
+
+
+class UnsupportedFormatError(IngestError):
+    """No parser handles this file type."""
+
+
+class InvalidRequestError(RagError):
+    """A caller's request cannot be served as asked."""

@@ -1,0 +1,78 @@
+"""Ports: the small interfaces behind which every replaceable part sits.
+
+Adapters live beside the room that owns them (`ingest/embed.py`, `store/edge.py`,
+`store/remote.py`, `retrieval/extractive.py`); `api/wiring.py` picks them from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from core.types import Answer, Filters, IndexedChunk, ParsedDocument, ScoredChunk, SearchQuery
+from core.types import SparseVector as SparseVec
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Dense text embeddings; documents and queries may be encoded differently."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@runtime_checkable
+class SparseEncoder(Protocol):
+    """Sparse lexical vectors (BM25); the engine applies IDF at query time."""
+
+    @property
+    def name(self) -> str: ...
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVec]: ...
+
+    def encode_query(self, text: str) -> SparseVec: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A collection of chunks with a dense and a sparse vector each."""
+
+    def ensure_collection(self, dim: int) -> None:
+        """Create the collection, or check that an existing one fits this embedder."""
+        ...
+
+    def upsert(self, points: Sequence[IndexedChunk]) -> None: ...
+
+    def search(self, query: SearchQuery) -> list[ScoredChunk]: ...
+
+    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+        """Delete a source's points, except `keep_ids` (the chunks of its new version)."""
+        ...
+
+    def count(self, filters: Filters | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """Turns one file into elements; raises IngestError for anything it cannot read."""
+
+    def parse(self, path: str, source: str | None = None) -> ParsedDocument: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Writes an answer from retrieved passages. The LLM gateway plugs in here."""
+
+    @property
+    def name(self) -> str: ...
+
+    def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer: ...

@@ -1,0 +1,127 @@
+"""The one root `Settings`: every knob of the template, read from env vars and `.env`.
+
+Env vars use the `RAG_` prefix and `__` between sections, e.g. `RAG_STORE__BACKEND=qdrant`.
+`.env.example` lists every knob. Nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+
+class StoreSettings(BaseModel):
+    """Where chunks live: the embedded Qdrant Edge engine, or a Qdrant server/cluster."""
+
+    backend: Literal["edge", "qdrant"] = "edge"
+    path: Path = Path(".data/qdrant-edge")
+    collection: str = "docs"
+    url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = 10.0
+
+
+class EmbeddingSettings(BaseModel):
+    """The dense model: a local ONNX model assembled by `make setup`, or any fastembed model."""
+
+    model: str = "all-MiniLM-L6-v2-int8"
+    models_dir: Path = Path(".models")
+    batch_size: int = Field(default=32, ge=1)
+    threads: int | None = None
+    allow_download: bool = False
+
+
+class SparseSettings(BaseModel):
+    """BM25 parameters of the sparse index (Qdrant's own BM25, IDF applied in the engine)."""
+
+    k: float = 1.2
+    b: float = 0.75
+    avg_len: float = 180.0
+
+
+class IngestSettings(BaseModel):
+    """Chunking: sizes in characters of text; titles always start a new section."""
+
+    chunk_size: int = Field(default=1200, ge=100)
+    chunk_overlap: int = Field(default=150, ge=0)
+    batch_size: int = Field(default=64, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> IngestSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"ingest.chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"ingest.chunk_size ({self.chunk_size}); set RAG_INGEST__CHUNK_OVERLAP lower"
+            )
+        return self
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid search: each index prefetches candidates, the engine fuses them with RRF."""
+
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    top_k: int = Field(default=5, ge=1, le=100)
+    prefetch_k: int = Field(default=50, ge=1, le=1000)
+    rrf_k: int = Field(default=60, ge=1)
+
+
+class AnswerSettings(BaseModel):
+    """The extractive generator: how much to quote and when to say "not found"."""
+
+    max_passages: int = Field(default=3, ge=1)
+    max_sentences: int = Field(default=4, ge=1)
+    min_term_overlap: float = Field(default=0.34, ge=0.0, le=1.0)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP surface."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    """Root settings; build it with `get_settings()`, never at import time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".data")
+    store: StoreSettings = StoreSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    sparse: SparseSettings = SparseSettings()
+    ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _server_needs_url(self) -> Settings:
+        if self.store.backend == "qdrant" and not self.store.url:
+            raise ConfigError(
+                "RAG_STORE__BACKEND=qdrant needs RAG_STORE__URL (e.g. http://localhost:6333); "
+                "use RAG_STORE__BACKEND=edge for the embedded engine"
+            )
+        if self.environment == "production" and self.store.backend == "edge":
+            raise ConfigError(
+                "production runs against a Qdrant server: set RAG_STORE__BACKEND=qdrant and "
+                "RAG_STORE__URL, or RAG_ENVIRONMENT=development for the embedded engine"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

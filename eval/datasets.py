@@ -1,0 +1,66 @@
+"""Loaders for public benchmark folders (BEIR layout), read by path, never copied in."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import InvalidRequestError
+
+
+@dataclass(frozen=True, slots=True)
+class BeirDoc:
+    id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BeirDataset:
+    """A BEIR folder: corpus, the queries that have qrels in `split`, and the qrels."""
+
+    name: str
+    corpus: list[BeirDoc]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, object]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidRequestError(f"{path}:{number}: not JSON ({exc})") from exc
+
+
+def load_beir(folder: Path, split: str = "test", limit: int | None = None) -> BeirDataset:
+    """Load a BEIR folder; qrels may use CRLF line ends; `limit` keeps the first n queries."""
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for required in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
+        if not required.is_file():
+            raise InvalidRequestError(f"{required} is missing: expected a BEIR folder")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_path.open(encoding="utf-8", newline="") as handle:
+        rows = csv.reader((line.rstrip("\r\n") for line in handle), delimiter="\t")
+        for row in rows:
+            if len(row) < 3 or row[0] == "query-id":
+                continue
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    queries = {
+        str(row["_id"]): str(row["text"])
+        for row in _jsonl(folder / "queries.jsonl")
+        if str(row["_id"]) in qrels
+    }
+    if limit is not None:
+        queries = dict(list(queries.items())[:limit])
+    qrels = {q: qrels[q] for q in queries}
+    corpus = [
+        BeirDoc(str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or ""))
+        for row in _jsonl(folder / "corpus.jsonl")
+    ]
+    return BeirDataset(folder.name, corpus, queries, qrels)

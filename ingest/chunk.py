@@ -1,0 +1,135 @@
+"""Structure-aware chunking: titles open sections, tables and code stay whole.
+
+Elements are packed into chunks of at most `chunk_size` characters without crossing a
+section boundary, so a chunk never mixes two topics and its citation can name its
+section. Only an element longer than a chunk is split, with LangChain's
+`RecursiveCharacterTextSplitter` (paragraph > line > sentence > word boundaries).
+Chunk ids are deterministic, see `chunk_id`. Decision and measurements:
+docs/adr/0003-chunking.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from core.types import Chunk, Element, ParsedDocument
+
+#: Namespace of chunk ids: uuid5(namespace, source + content hash + occurrence).
+CHUNK_NAMESPACE = uuid.UUID("6f1c2a7e-3b7c-4f5e-9a61-2d0c8e5b9a10")
+_WHOLE_KINDS = frozenset({"Table", "CodeSnippet"})
+_TITLE_KINDS = frozenset({"Title"})
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_id(source: str, text_hash: str, occurrence: int = 0) -> str:
+    """Same source + same text -> same id, so re-ingesting never duplicates a chunk.
+
+    The position is deliberately not part of the id: inserting a paragraph above a chunk
+    does not change that chunk's id, so only new text is re-embedded. `occurrence`
+    separates identical texts repeated inside one source.
+    """
+    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{source}\x00{text_hash}\x00{occurrence}"))
+
+
+@dataclass(slots=True)
+class _Section:
+    path: list[str] = field(default_factory=list)
+    depths: list[int] = field(default_factory=list)
+
+    def enter(self, title: str, depth: int) -> None:
+        while self.depths and self.depths[-1] >= depth:
+            self.depths.pop()
+            self.path.pop()
+        self.path.append(title)
+        self.depths.append(depth)
+
+    def label(self) -> str:
+        return " > ".join(self.path)
+
+
+class StructureChunker:
+    """Packs elements into section-bounded chunks of bounded size."""
+
+    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+        self._size = chunk_size
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""],
+        )
+
+    def _pieces(self, element: Element) -> list[str]:
+        text = element.text.strip()
+        if len(text) <= self._size or element.kind in _WHOLE_KINDS:
+            return [text] if text else []
+        return [piece for piece in self._splitter.split_text(text) if piece.strip()]
+
+    def chunk(self, document: ParsedDocument) -> list[Chunk]:
+        groups: list[tuple[str, int | None, list[str]]] = []  # (section, page, texts)
+        section = _Section()
+        current: list[str] = []
+        current_page: int | None = None
+        current_section = ""
+
+        def flush() -> None:
+            nonlocal current
+            if current:
+                groups.append((current_section, current_page, current))
+            current = []
+
+        for element in document.elements:
+            if element.kind in _TITLE_KINDS:
+                flush()
+                section.enter(element.text.strip(), element.depth)
+                current_section = section.label()
+                continue
+            for piece in self._pieces(element):
+                size = sum(len(t) + 2 for t in current)
+                starts_new = element.kind in _WHOLE_KINDS or len(piece) > self._size
+                if current and (size + len(piece) > self._size or starts_new):
+                    flush()
+                if not current:
+                    current_page = element.page
+                    current_section = section.label()
+                current.append(piece)
+                if element.kind in _WHOLE_KINDS:
+                    flush()
+        flush()
+        return self._to_chunks(document, groups)
+
+    def _to_chunks(
+        self, document: ParsedDocument, groups: list[tuple[str, int | None, list[str]]]
+    ) -> list[Chunk]:
+        seen: Counter[str] = Counter()
+        chunks = []
+        for index, (section_label, page, texts) in enumerate(groups):
+            text = "\n\n".join(texts)
+            digest = content_hash(text)
+            chunks.append(
+                Chunk(
+                    id=chunk_id(document.source, digest, seen[digest]),
+                    source=document.source,
+                    text=text,
+                    title=document.title,
+                    section=section_label,
+                    page=page,
+                    index=index,
+                    content_hash=digest,
+                )
+            )
+            seen[digest] += 1
+        return chunks
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the models see: the document title and section give a chunk its context."""
+    heading = " > ".join(part for part in (chunk.title, chunk.section) if part)
+    return f"{heading}\n{chunk.text}" if heading else chunk.text

@@ -1,0 +1,117 @@
+"""Embedding adapters: fastembed for dense vectors, Qdrant's BM25 for sparse ones.
+
+Both implement the ports in `core.ports`; ingest and retrieval receive them from
+`api/wiring.py` and never import fastembed or qdrant_edge themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+import qdrant_edge as qe
+
+from core.errors import ModelUnavailableError
+from core.settings import EmbeddingSettings, SparseSettings
+from core.types import SparseVector
+from ingest.models import LOCAL_MODELS, MODEL_FILE, is_assembled, model_dir
+
+_REGISTER_LOCK = Lock()
+_REGISTERED: set[str] = set()
+
+
+def _register_local(name: str) -> None:
+    """Teach fastembed about a local model once per process (its registry is global)."""
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    with _REGISTER_LOCK:
+        if name in _REGISTERED:
+            return
+        spec = LOCAL_MODELS[name]
+        TextEmbedding.add_custom_model(
+            model=name,
+            pooling=PoolingType.MEAN,
+            normalization=True,
+            sources=ModelSource(hf=f"local/{name}"),
+            dim=spec.dim,
+            model_file=MODEL_FILE,
+            description=spec.description,
+            license=spec.license,
+            output_name=spec.output_name,
+        )
+        _REGISTERED.add(name)
+
+
+class FastEmbedder:
+    """Dense embeddings with fastembed (ONNX Runtime), from a local folder by default."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        from fastembed import TextEmbedding
+
+        self._batch_size = settings.batch_size
+        kwargs: dict[str, Any] = {"threads": settings.threads}
+        if settings.model in LOCAL_MODELS:
+            if not is_assembled(settings.models_dir, settings.model):
+                raise ModelUnavailableError(
+                    f"embedding model {settings.model!r} is not in {settings.models_dir}/; "
+                    f"run `make setup` (or `python -m ingest.models {settings.models_dir}`)"
+                )
+            _register_local(settings.model)
+            kwargs["specific_model_path"] = str(model_dir(settings.models_dir, settings.model))
+        elif not settings.allow_download:
+            raise ModelUnavailableError(
+                f"{settings.model!r} is not a local model ({sorted(LOCAL_MODELS)}); "
+                "fastembed would download it: set RAG_EMBEDDING__ALLOW_DOWNLOAD=true and "
+                "HF_HUB_OFFLINE=0 to allow that"
+            )
+        else:
+            kwargs["cache_dir"] = str(Path(settings.models_dir) / "fastembed")
+        self._model = TextEmbedding(model_name=settings.model, **kwargs)
+        self._name = settings.model
+        self._dim = int(self._model.embedding_size)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = self._model.embed(list(texts), batch_size=self._batch_size)
+        return [vector.tolist() for vector in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(x) for x in next(iter(self._model.query_embed(text)))]
+
+
+class Bm25Encoder:
+    """BM25 term weights with Qdrant's own tokenizer (stemming, English stopwords).
+
+    Document vectors carry the BM25 term-frequency part; the collection's IDF modifier
+    makes the engine multiply in IDF at query time, so adding documents never
+    re-weights stored vectors. Same config JSON as Qdrant server-side BM25.
+    """
+
+    def __init__(self, settings: SparseSettings) -> None:
+        self._bm25 = qe.Bm25(
+            qe.Bm25Config(k=settings.k, b=settings.b, avg_len=settings.avg_len, language="english")
+        )
+
+    @property
+    def name(self) -> str:
+        return "qdrant-bm25"
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        return [_convert(self._bm25.embed_document(text)) for text in texts]
+
+    def encode_query(self, text: str) -> SparseVector:
+        return _convert(self._bm25.embed_query(text))
+
+
+def _convert(vector: qe.SparseVector) -> SparseVector:
+    return SparseVector(indices=tuple(vector.indices), values=tuple(vector.values))

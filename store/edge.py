@@ -1,0 +1,145 @@
+"""The embedded default: Qdrant Edge, a real Qdrant engine inside this process.
+
+One shard folder per collection under `store.path`; a small `schema.json` beside the
+segments records the dense vector size so a later start with another embedder fails
+fast instead of mixing vector spaces. See docs/adr/0001-embedded-store.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from core.errors import StoreError
+from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
+from store.schema import DENSE, DISTANCE, SPARSE, check_dense, from_payload, to_payload
+
+_SCHEMA_FILE = "schema.json"
+
+
+def _edge_filter(filters: Filters | None) -> qe.Filter | None:
+    if not filters:
+        return None
+    conditions: list[Any] = []
+    for key, value in filters.items():
+        match: Any
+        if isinstance(value, (str, int, bool)):
+            match = qe.MatchValue(value)
+        else:
+            match = qe.MatchAny(list(value))
+        conditions.append(qe.FieldCondition(key=key, match=match))
+    return qe.Filter(must=conditions)
+
+
+class EdgeStore:
+    """`VectorStore` on an in-process Qdrant Edge shard, persisted under a folder."""
+
+    def __init__(self, root: Path, collection: str) -> None:
+        self._path = Path(root) / collection
+        self._collection = collection
+        self._shard: qe.EdgeShard | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _config(self, dim: int) -> qe.EdgeConfig:
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+
+    def ensure_collection(self, dim: int) -> None:
+        if self._shard is not None:
+            return
+        schema_path = self._path / _SCHEMA_FILE
+        try:
+            if schema_path.exists():
+                schema = json.loads(schema_path.read_text())
+                check_dense(self._collection, int(schema["size"]), schema["distance"], dim)
+                self._shard = qe.EdgeShard.load(str(self._path), self._config(dim))
+            else:
+                # A folder without schema.json is a create that died half-way: start over.
+                if self._path.exists():
+                    shutil.rmtree(self._path)
+                self._path.mkdir(parents=True)
+                self._shard = qe.EdgeShard.create(str(self._path), self._config(dim))
+                schema_path.write_text(json.dumps({"size": dim, "distance": DISTANCE}))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(f"cannot open Qdrant Edge shard at {self._path}: {exc}") from exc
+
+    @property
+    def shard(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise StoreError("call ensure_collection() before using the store")
+        return self._shard
+
+    def upsert(self, points: Sequence[IndexedChunk]) -> None:
+        if not points:
+            return
+        edge_points = [
+            qe.Point(
+                id=p.chunk.id,
+                vector={
+                    DENSE: list(p.dense),
+                    SPARSE: qe.SparseVector(list(p.sparse.indices), list(p.sparse.values)),
+                },
+                payload=to_payload(p.chunk),
+            )
+            for p in points
+        ]
+        self.shard.update(qe.UpdateOperation.upsert_points(edge_points))
+
+    def search(self, query: SearchQuery) -> list[ScoredChunk]:
+        flt = _edge_filter(query.filters)
+        dense = qe.Query.Nearest(list(query.dense), using=DENSE)
+        sparse = qe.Query.Nearest(
+            qe.SparseVector(list(query.sparse.indices), list(query.sparse.values)), using=SPARSE
+        )
+        request: qe.QueryRequest
+        if query.mode is SearchMode.HYBRID:
+            fusion = qe.Fusion.Rrf(
+                k=query.rrf_k, weights=list(query.weights) if query.weights else None
+            )
+            request = qe.QueryRequest(
+                limit=query.limit,
+                prefetches=[
+                    qe.Prefetch(limit=query.prefetch_limit, query=dense, filter=flt),
+                    qe.Prefetch(limit=query.prefetch_limit, query=sparse, filter=flt),
+                ],
+                query=fusion,
+                with_payload=True,
+            )
+        else:
+            request = qe.QueryRequest(
+                limit=query.limit,
+                query=dense if query.mode is SearchMode.DENSE else sparse,
+                filter=flt,
+                with_payload=True,
+            )
+        points = self.shard.query(request)
+        return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in points]
+
+    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+        flt = qe.Filter(
+            must=[qe.FieldCondition(key="source", match=qe.MatchValue(source))],
+            must_not=[qe.HasIdCondition(set(keep_ids))] if keep_ids else None,
+        )
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def count(self, filters: Filters | None = None) -> int:
+        return int(self.shard.count(qe.CountRequest(exact=True, filter=_edge_filter(filters))))
+
+    def flush(self) -> None:
+        self.shard.flush()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None

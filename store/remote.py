@@ -1,0 +1,143 @@
+"""A Qdrant server or cluster through qdrant-client (the production adapter).
+
+Tests run the same contract suite against `QdrantClient(":memory:")`, which speaks the
+client API a server speaks. Server-side, prefer `RAG_STORE__URL` pointing at a
+load-balanced cluster endpoint; the adapter itself holds no state beyond the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from core.errors import StoreError
+from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
+from store.schema import DENSE, SPARSE, check_dense, from_payload, to_payload
+
+
+def _client_filter(filters: Filters | None) -> models.Filter | None:
+    if not filters:
+        return None
+    conditions: list[Any] = []
+    for key, value in filters.items():
+        match: Any
+        if isinstance(value, (str, int, bool)):
+            match = models.MatchValue(value=value)
+        else:
+            match = models.MatchAny(any=list(value))
+        conditions.append(models.FieldCondition(key=key, match=match))
+    return models.Filter(must=conditions)
+
+
+class QdrantServerStore:
+    """`VectorStore` on a Qdrant collection reached through qdrant-client."""
+
+    def __init__(self, client: QdrantClient, collection: str) -> None:
+        self._client = client
+        self._collection = collection
+
+    def ensure_collection(self, dim: int) -> None:
+        try:
+            if self._client.collection_exists(self._collection):
+                info = self._client.get_collection(self._collection)
+                vectors = info.config.params.vectors
+                params = vectors.get(DENSE) if isinstance(vectors, dict) else None
+                if params is None:
+                    check_dense(self._collection, 0, "missing", dim)
+                    return
+                check_dense(self._collection, params.size, params.distance.value, dim)
+                return
+            self._client.create_collection(
+                self._collection,
+                vectors_config={
+                    DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                },
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            )
+            self._client.create_payload_index(
+                self._collection, "source", models.PayloadSchemaType.KEYWORD
+            )
+        except (UnexpectedResponse, ResponseHandlingException) as exc:
+            raise StoreError(f"Qdrant server refused collection {self._collection!r}: {exc}") from exc
+
+    def upsert(self, points: Sequence[IndexedChunk]) -> None:
+        if not points:
+            return
+        structs = [
+            models.PointStruct(
+                id=p.chunk.id,
+                vector={
+                    DENSE: list(p.dense),
+                    SPARSE: models.SparseVector(
+                        indices=list(p.sparse.indices), values=list(p.sparse.values)
+                    ),
+                },
+                payload=to_payload(p.chunk),
+            )
+            for p in points
+        ]
+        try:
+            self._client.upsert(self._collection, points=structs, wait=True)
+        except (UnexpectedResponse, ResponseHandlingException) as exc:
+            raise StoreError(f"upsert into {self._collection!r} failed: {exc}") from exc
+
+    def search(self, query: SearchQuery) -> list[ScoredChunk]:
+        flt = _client_filter(query.filters)
+        sparse = models.SparseVector(
+            indices=list(query.sparse.indices), values=list(query.sparse.values)
+        )
+        try:
+            if query.mode is SearchMode.HYBRID:
+                response = self._client.query_points(
+                    self._collection,
+                    prefetch=[
+                        models.Prefetch(
+                            query=list(query.dense), using=DENSE, limit=query.prefetch_limit,
+                            filter=flt,
+                        ),
+                        models.Prefetch(
+                            query=sparse, using=SPARSE, limit=query.prefetch_limit, filter=flt
+                        ),
+                    ],
+                    query=models.RrfQuery(
+                        rrf=models.Rrf(
+                            k=query.rrf_k, weights=list(query.weights) if query.weights else None
+                        )
+                    ),
+                    limit=query.limit,
+                    with_payload=True,
+                )
+            else:
+                dense_mode = query.mode is SearchMode.DENSE
+                response = self._client.query_points(
+                    self._collection,
+                    query=list(query.dense) if dense_mode else sparse,
+                    using=DENSE if dense_mode else SPARSE,
+                    query_filter=flt,
+                    limit=query.limit,
+                    with_payload=True,
+                )
+        except (UnexpectedResponse, ResponseHandlingException) as exc:
+            raise StoreError(f"query on {self._collection!r} failed: {exc}") from exc
+        return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in response.points]
+
+    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+        flt = models.Filter(
+            must=[models.FieldCondition(key="source", match=models.MatchValue(value=source))],
+            must_not=[models.HasIdCondition(has_id=list(keep_ids))] if keep_ids else None,
+        )
+        self._client.delete(
+            self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
+        )
+
+    def count(self, filters: Filters | None = None) -> int:
+        result = self._client.count(
+            self._collection, count_filter=_client_filter(filters), exact=True
+        )
+        return int(result.count)
+
+    def close(self) -> None:
+        self._client.close()

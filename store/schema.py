@@ -1,0 +1,53 @@
+"""What every adapter agrees on: vector names, distance, and the chunk <-> payload mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.errors import SchemaMismatchError
+from core.types import Chunk
+
+DENSE = "dense"
+SPARSE = "bm25"
+DISTANCE = "Cosine"
+
+
+def to_payload(chunk: Chunk) -> dict[str, Any]:
+    """Flat, filterable payload; free-form metadata sits under `meta`."""
+    return {
+        "chunk_id": chunk.id,
+        "source": chunk.source,
+        "text": chunk.text,
+        "title": chunk.title,
+        "section": chunk.section,
+        "page": chunk.page,
+        "index": chunk.index,
+        "content_hash": chunk.content_hash,
+        "meta": dict(chunk.metadata),
+    }
+
+
+def from_payload(payload: Mapping[str, Any]) -> Chunk:
+    return Chunk(
+        id=str(payload["chunk_id"]),
+        source=str(payload["source"]),
+        text=str(payload["text"]),
+        title=str(payload.get("title", "")),
+        section=str(payload.get("section", "")),
+        page=payload.get("page"),
+        index=int(payload.get("index", 0)),
+        content_hash=str(payload.get("content_hash", "")),
+        metadata=dict(payload.get("meta") or {}),
+    )
+
+
+def check_dense(collection: str, found_size: int, found_distance: str, expected_size: int) -> None:
+    """Refuse to mix vectors of two embedders in one collection, and say how to fix it."""
+    if found_size != expected_size or found_distance.lower() != DISTANCE.lower():
+        raise SchemaMismatchError(
+            f"collection {collection!r} holds {found_size}-d {found_distance} vectors but the "
+            f"embedder makes {expected_size}-d {DISTANCE} vectors. Either set "
+            "RAG_EMBEDDING__MODEL back to the model it was built with, or point "
+            "RAG_STORE__COLLECTION at a new collection and re-ingest (or delete the old one)."
+        )

@@ -1,0 +1,43 @@
+"""Shared fixtures. Offline defaults are applied before any library loads a model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.offline import apply_offline_defaults
+
+apply_offline_defaults()
+
+from core.settings import Settings  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for an isolated embedded store under tmp_path, with the real local model."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        store={"backend": "edge", "path": tmp_path / "qdrant", "collection": "test"},
+        embedding={"models_dir": PROJECT_ROOT / ".models"},
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo corpus, rendered once per test session from docs/."""
+    from ingest import sample_corpus
+
+    target = tmp_path_factory.mktemp("sample-corpus")
+    sample_corpus.build(PROJECT_ROOT / "docs", target)
+    return target
+
+
+@pytest.fixture
+def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path

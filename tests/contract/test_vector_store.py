@@ -1,0 +1,141 @@
+"""One contract for every `VectorStore` adapter: the embedded engine and qdrant-client.
+
+qdrant-client runs against `QdrantClient(":memory:")`, which speaks the API a Qdrant
+server speaks; a fork that adds an adapter adds one fixture param here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from core.errors import SchemaMismatchError
+from core.ports import VectorStore
+from core.settings import SparseSettings
+from core.types import Chunk, IndexedChunk, SearchMode, SearchQuery
+from ingest.chunk import chunk_id, content_hash
+from ingest.embed import Bm25Encoder
+from store.edge import EdgeStore
+from store.remote import QdrantServerStore
+from tests.fakes import HashEmbedder
+
+DIM = 32
+TEXTS = {
+    "apples.md": ["Red apples are sweet and crunchy.", "Apple trees blossom in spring."],
+    "pears.md": ["Green pears ripen after picking."],
+    "sea.md": ["The blue sea is calm at dawn.", "Sailors read the sea and the sky."],
+}
+
+StoreFactory = Callable[[], VectorStore]
+
+
+@pytest.fixture(params=["qdrant-edge", "qdrant-client"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    opened: list[VectorStore] = []
+    client = QdrantClient(":memory:")
+
+    def factory() -> VectorStore:
+        store: VectorStore
+        if request.param == "qdrant-edge":
+            store = EdgeStore(tmp_path / "edge", "contract")
+        else:
+            store = QdrantServerStore(client, "contract")
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+def _points(texts: dict[str, list[str]] = TEXTS) -> list[IndexedChunk]:
+    embedder, bm25 = HashEmbedder(DIM), Bm25Encoder(SparseSettings())
+    points = []
+    for source, paragraphs in texts.items():
+        for index, text in enumerate(paragraphs):
+            digest = content_hash(text)
+            chunk = Chunk(id=chunk_id(source, digest), source=source, text=text, title=source,
+                          section="Intro", page=index + 1, index=index, content_hash=digest,
+                          metadata={"lang": "en"})
+            points.append(IndexedChunk(chunk, embedder.embed_documents([text])[0],
+                                       bm25.encode_documents([text])[0]))
+    return points
+
+
+def _query(text: str, mode: SearchMode = SearchMode.HYBRID, **kw: object) -> SearchQuery:
+    return SearchQuery(dense=HashEmbedder(DIM).embed_query(text),
+                       sparse=Bm25Encoder(SparseSettings()).encode_query(text),
+                       limit=int(kw.pop("limit", 5)), mode=mode, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> VectorStore:
+    store = make_store()
+    store.ensure_collection(DIM)
+    store.upsert(_points())
+    return store
+
+
+def test_count_and_idempotent_upsert(store: VectorStore) -> None:
+    assert store.count() == 5
+    store.upsert(_points())
+    assert store.count() == 5
+
+
+def test_payload_round_trips_into_the_same_chunk(store: VectorStore) -> None:
+    hits = store.search(_query("red apples sweet crunchy"))
+    original = next(p.chunk for p in _points() if p.chunk.text.startswith("Red apples"))
+    assert hits[0].chunk == original
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_every_mode_ranks_the_matching_chunk_first(store: VectorStore, mode: SearchMode) -> None:
+    hits = store.search(_query("green pears ripen after picking", mode))
+    assert hits[0].chunk.source == "pears.md"
+
+
+def test_hybrid_scores_are_reciprocal_rank_fusion(store: VectorStore) -> None:
+    hits = store.search(_query("green pears ripen after picking", rrf_k=60))
+    # First in both rankings: 1/(k + rank) from each prefetch, Qdrant counts ranks from 0.
+    assert hits[0].score == pytest.approx(2 / 60, rel=1e-3)
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+
+
+def test_limit_is_respected(store: VectorStore) -> None:
+    assert len(store.search(_query("sea apples pears", limit=2))) == 2
+
+
+def test_filters_match_one_value_or_any_of_several(store: VectorStore) -> None:
+    only_sea = store.search(_query("apples", filters={"source": "sea.md"}))
+    assert {h.chunk.source for h in only_sea} == {"sea.md"}
+    some = store.search(_query("apples", filters={"source": ["sea.md", "pears.md"]}))
+    assert {h.chunk.source for h in some} == {"sea.md", "pears.md"}
+    assert store.count({"source": "apples.md"}) == 2
+
+
+def test_delete_by_source_keeps_the_listed_ids(store: VectorStore) -> None:
+    keep = [p.chunk.id for p in _points() if p.chunk.source == "apples.md"][:1]
+    store.delete_by_source("apples.md", keep_ids=keep)
+    assert store.count({"source": "apples.md"}) == 1
+    store.delete_by_source("sea.md")
+    assert store.count() == 2
+
+
+def test_a_collection_refuses_another_embedders_vectors(
+    store: VectorStore, make_store: StoreFactory
+) -> None:
+    with pytest.raises(SchemaMismatchError, match="RAG_EMBEDDING__MODEL"):
+        make_store().ensure_collection(DIM * 2)
+
+
+def test_same_dimension_reopens_the_existing_collection(
+    store: VectorStore, make_store: StoreFactory
+) -> None:
+    if isinstance(store, EdgeStore):
+        store.close()  # one process holds an edge shard at a time
+    reopened = make_store()
+    reopened.ensure_collection(DIM)
+    assert reopened.count() == 5

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from core.errors import ConfigError
+from core.settings import Settings
+
+
+def test_env_vars_reach_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_RETRIEVAL__TOP_K", "7")
+    monkeypatch.setenv("RAG_STORE__COLLECTION", "handbook")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.retrieval.top_k, settings.store.collection) == (7, "handbook")
+
+
+def test_server_backend_without_url_says_how_to_fix() -> None:
+    with pytest.raises(ConfigError, match="RAG_STORE__URL"):
+        Settings(_env_file=None, store={"backend": "qdrant"})  # type: ignore[call-arg]
+
+
+def test_production_refuses_the_embedded_store() -> None:
+    with pytest.raises(ConfigError, match="RAG_STORE__BACKEND=qdrant"):
+        Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
+
+
+def test_overlap_must_be_smaller_than_chunk() -> None:
+    with pytest.raises(ValidationError, match="CHUNK_OVERLAP"):
+        Settings(_env_file=None, ingest={"chunk_size": 200, "chunk_overlap": 200})  # type: ignore[call-arg]
