@@ -48,9 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz(context: Context) -> Health:
         settings = context.settings
         points = await run_in_threadpool(context.store.count)
-        return Health(status="ok", store=settings.store.backend,
-                      collection=settings.store.collection, points=points,
-                      embedding_model=context.embedder.name)
+        return Health(
+            status="ok",
+            store=settings.store.backend,
+            collection=settings.store.collection,
+            points=points,
+            embedding_model=context.embedder.name,
+        )
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["query"])
     async def search(body: SearchRequest, context: Context) -> SearchResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +19,12 @@ from core.errors import RagError
 from core.settings import get_settings
 from core.types import Answer, ScoredChunk, SearchMode
 
-app = typer.Typer(help="RAG reference template: ingest documents, search, ask.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from api.wiring import AppContext
+
+app = typer.Typer(
+    help="RAG reference template: ingest documents, search, ask.", no_args_is_help=True
+)
 console = Console()
 EXIT_PARTIAL = 2
 
@@ -29,7 +34,7 @@ DEMO_QUESTIONS = (
 )
 
 
-def _context():  # type: ignore[no-untyped-def]
+def _context() -> AppContext:
     from api.wiring import build_app_context
 
     return build_app_context(get_settings())
@@ -51,8 +56,13 @@ def _print_hits(hits: list[ScoredChunk]) -> None:
     table = Table("#", "score", "source", "section", "text")
     for rank, hit in enumerate(hits, 1):
         text = hit.chunk.text.replace("\n", " ")
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.chunk.source, hit.chunk.section,
-                      text[:90] + ("…" if len(text) > 90 else ""))
+        table.add_row(
+            str(rank),
+            f"{hit.score:.4f}",
+            hit.chunk.source,
+            hit.chunk.section,
+            text[:90] + ("…" if len(text) > 90 else ""),
+        )
     console.print(table)
 
 
@@ -78,7 +88,11 @@ def ingest(
         root = path if path.is_dir() else path.parent
         started = time.perf_counter()
         report = ingest_paths(
-            files, ctx.parser, ctx.chunker, ctx.indexer, root=root,
+            files,
+            ctx.parser,
+            ctx.chunker,
+            ctx.indexer,
+            root=root,
             on_document=lambda doc, n: console.print(f"  {doc.source}: {n} chunks"),
         )
         total = ctx.store.count()
@@ -130,7 +144,9 @@ def ask(
 
 @app.command()
 def demo(
-    docs: Annotated[Path, typer.Option(help="Notes to render as the sample corpus.")] = Path("docs"),
+    docs: Annotated[Path, typer.Option(help="Notes to render as the sample corpus.")] = Path(
+        "docs"
+    ),
 ) -> None:
     """Render the sample corpus (md, html, docx, pdf, txt), ingest it, and ask about it."""
     from ingest import sample_corpus
@@ -146,7 +162,9 @@ def demo(
 
 @app.command("eval-beir")
 def eval_beir(
-    data: Annotated[Path, typer.Argument(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")],
+    data: Annotated[
+        Path, typer.Argument(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")
+    ],
     split: Annotated[str, typer.Option()] = "test",
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first n queries.")] = None,
@@ -168,11 +186,18 @@ def eval_beir(
         modes = mode or [SearchMode.HYBRID]
         with Progress(console=console) as progress:
             task = progress.add_task("index", total=len(dataset.corpus))
-            store = build_index(dataset, ctx.embedder, ctx.sparse, settings.data_dir / "eval",
-                                lambda n: progress.advance(task, n))
+            store = build_index(
+                dataset,
+                ctx.embedder,
+                ctx.sparse,
+                settings.data_dir / "eval",
+                lambda n: progress.advance(task, n),
+            )
             task = progress.add_task("queries", total=len(dataset.queries) * len(modes))
             retriever = Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval)
-            results = evaluate(dataset, retriever, modes, progress=lambda n: progress.advance(task, n))
+            results = evaluate(
+                dataset, retriever, modes, progress=lambda n: progress.advance(task, n)
+            )
         store.close()
     except RagError as exc:
         _fail(exc)
@@ -182,8 +207,11 @@ def eval_beir(
         "latency_ms": primary.latency_ms,
         "queries": primary.queries,
         "config": {
-            "dataset": str(data), "split": split, "mode": primary.mode,
-            "embedding_model": settings.embedding.model, "sparse": "qdrant-bm25",
+            "dataset": str(data),
+            "split": split,
+            "mode": primary.mode,
+            "embedding_model": settings.embedding.model,
+            "sparse": "qdrant-bm25",
             "sparse_params": settings.sparse.model_dump(),
             "retrieval": settings.retrieval.model_dump(),
         },
@@ -205,8 +233,10 @@ def serve(
 
     settings = get_settings()
     uvicorn.run(
-        "api.app:create_app", factory=True,
-        host=host or settings.api.host, port=port or settings.api.port,
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
     )
 
 
@@ -216,3 +246,7 @@ def main() -> None:
     except RagError as exc:  # settings errors surface before a command runs
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,8 +31,12 @@ _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
 
 def problem(status: int, kind: str, detail: str) -> JSONResponse:
     return JSONResponse(
-        {"type": f"about:blank#{kind}", "title": kind.replace("-", " "), "status": status,
-         "detail": detail},
+        {
+            "type": f"about:blank#{kind}",
+            "title": kind.replace("-", " "),
+            "status": status,
+            "detail": detail,
+        },
         status_code=status,
         media_type="application/problem+json",
     )
@@ -41,8 +45,14 @@ def problem(status: int, kind: str, detail: str) -> JSONResponse:
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, kind in _STATUS:
         if isinstance(exc, cls):
-            log.error("%s %s -> %s: %s", request.method, request.url.path, status, exc,
-                      exc_info=status >= 500)
+            log.error(
+                "%s %s -> %s: %s",
+                request.method,
+                request.url.path,
+                status,
+                exc,
+                exc_info=status >= 500,
+            )
             # Client errors say what was wrong; server errors do not leak internals.
             detail = str(exc) if status < 500 or kind != "internal" else "internal error"
             return problem(status, kind, detail)

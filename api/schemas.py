@@ -14,7 +14,7 @@ class SearchRequest(BaseModel):
     top_k: int = Field(default=5, ge=1, le=100)
     mode: SearchMode = SearchMode.HYBRID
     filters: dict[str, FilterValue] | None = Field(
-        default=None, description="Payload filters, e.g. {\"source\": \"architecture.md\"}"
+        default=None, description='Payload filters, e.g. {"source": "architecture.md"}'
     )
 
 
@@ -36,8 +36,15 @@ class Hit(BaseModel):
     @classmethod
     def of(cls, hit: ScoredChunk) -> Hit:
         c = hit.chunk
-        return cls(chunk_id=c.id, score=hit.score, source=c.source, title=c.title,
-                   section=c.section, page=c.page, text=c.text)
+        return cls(
+            chunk_id=c.id,
+            score=hit.score,
+            source=c.source,
+            title=c.title,
+            section=c.section,
+            page=c.page,
+            text=c.text,
+        )
 
 
 class SearchResponse(BaseModel):
@@ -64,10 +71,14 @@ class AskResponse(BaseModel):
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
         return cls(
-            question=answer.question, answer=answer.text, found=answer.found,
+            question=answer.question,
+            answer=answer.text,
+            found=answer.found,
             generator=answer.generator,
-            citations=[CitationOut(**{k: getattr(c, k) for k in CitationOut.model_fields})
-                       for c in answer.citations],
+            citations=[
+                CitationOut(**{k: getattr(c, k) for k in CitationOut.model_fields})
+                for c in answer.citations
+            ],
         )
 
 

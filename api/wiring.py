@@ -45,7 +45,9 @@ class AppContext:
     @cached_property
     def generator(self) -> Generator:
         answer = self.settings.answer
-        return ExtractiveGenerator(answer.max_passages, answer.max_sentences, answer.min_term_overlap)
+        return ExtractiveGenerator(
+            answer.max_passages, answer.max_sentences, answer.min_term_overlap
+        )
 
     @cached_property
     def service(self) -> RagService:

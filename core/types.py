@@ -48,7 +48,7 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class SparseVector:
-    """Sparse term weights (BM25 token ids -> term-frequency weight; IDF is applied in the engine)."""
+    """Sparse term weights: BM25 token id -> term-frequency weight (the engine applies IDF)."""
 
     indices: tuple[int, ...]
     values: tuple[float, ...]

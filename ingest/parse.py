@@ -154,7 +154,7 @@ class UnstructuredParser:
             raise IngestError(f"{path}: the file is empty")
         try:
             raw_elements = partition(filename=str(file))
-        except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on bad input
+        except Exception as exc:
             raise IngestError(f"{path}: {type(exc).__name__}: {exc}") from exc
         elements = tuple(e for e in map(_element, raw_elements) if e is not None)
         if not elements:

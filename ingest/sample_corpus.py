@@ -23,8 +23,22 @@ PLAN: dict[str, str] = {
 }
 
 # fpdf2's core fonts are latin-1 only; these are the characters our docs use beyond it.
-_LATIN1 = str.maketrans({"→": "->", "—": "-", "–": "-", "≥": ">=", "≤": "<=", "×": "x",
-                         "“": '"', "”": '"', "‘": "'", "’": "'", "…": "...", "≈": "~"})
+_LATIN1 = str.maketrans(
+    {
+        "→": "->",
+        "—": "-",
+        "–": "-",
+        "≥": ">=",
+        "≤": "<=",
+        "×": "x",
+        "“": '"',
+        "”": '"',
+        "‘": "'",
+        "’": "'",
+        "…": "...",
+        "≈": "~",
+    }
+)
 
 
 def _blocks(text: str) -> list[tuple[str, str]]:
@@ -56,7 +70,11 @@ def _blocks(text: str) -> list[tuple[str, str]]:
             blocks.append(("li", re.sub(r"^\s*([-*]|\d+\.)\s+", "", line)))
         elif line.strip():
             j = i
-            while j < len(lines) and lines[j].strip() and not re.match(r"^(#|\||```|\s*[-*]\s)", lines[j]):
+            while (
+                j < len(lines)
+                and lines[j].strip()
+                and not re.match(r"^(#|\||```|\s*[-*]\s)", lines[j])
+            ):
                 j += 1
             blocks.append(("p", " ".join(x.strip() for x in lines[i:j])))
             i = max(j, i + 1)

@@ -20,13 +20,15 @@ NOT_FOUND = "I could not find an answer to this question in the indexed document
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )")
 _STOPWORDS = frozenset(
-    """a about above after again all am an and any are as at be because been before being
+    """
+    a about above after again all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers him his how i if in into is it its itself
-    just me more most my no nor not now of off on once only or other our ours out over own
-    same she should so some such than that the their theirs them then there these they this
-    those through to too under until up very was we were what when where which while who
-    whom why will with would you your yours""".split()
+    further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not now of off on once only or other our ours out
+    over own same she should so some such than that the their theirs them then there
+    these they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
 
@@ -65,13 +67,16 @@ class ExtractiveGenerator:
         top = list(passages[: self._max_passages])
         coverage = [len(wanted & self._terms(p.chunk.text + " " + p.chunk.section)) for p in top]
         if not wanted or not top or max(coverage) / len(wanted) < self._min_overlap:
-            return Answer(question, NOT_FOUND, (), found=False, generator=self.name,
-                          passages=tuple(passages))
+            return Answer(
+                question, NOT_FOUND, (), found=False, generator=self.name, passages=tuple(passages)
+            )
         # Rarer question terms (present in fewer passages) count more, as in IDF.
         document_frequency = {
             term: sum(term in self._terms(p.chunk.text) for p in top) for term in wanted
         }
-        weight = {t: math.log(1 + len(top) / (1 + df)) + 0.1 for t, df in document_frequency.items()}
+        weight = {
+            t: math.log(1 + len(top) / (1 + df)) + 0.1 for t, df in document_frequency.items()
+        }
         scored: list[tuple[float, int, int, str]] = []
         for rank, passage in enumerate(top):
             if coverage[rank] == 0:
@@ -82,8 +87,9 @@ class ExtractiveGenerator:
                     score = sum(weight[t] for t in hits) / (1 + 0.15 * rank)
                     scored.append((score, rank, position, sentence))
         if not scored:
-            return Answer(question, NOT_FOUND, (), found=False, generator=self.name,
-                          passages=tuple(passages))
+            return Answer(
+                question, NOT_FOUND, (), found=False, generator=self.name, passages=tuple(passages)
+            )
         chosen = sorted(scored, key=lambda s: -s[0])[: self._max_sentences]
         chosen.sort(key=lambda s: (s[1], s[2]))  # read in passage order, as written
         numbers: dict[int, int] = {}
@@ -103,5 +109,11 @@ class ExtractiveGenerator:
             )
             for rank, number in numbers.items()
         )
-        return Answer(question, " ".join(parts), citations, found=True, generator=self.name,
-                      passages=tuple(passages))
+        return Answer(
+            question,
+            " ".join(parts),
+            citations,
+            found=True,
+            generator=self.name,
+            passages=tuple(passages),
+        )

@@ -23,7 +23,9 @@ class RagService:
     ) -> list[ScoredChunk]:
         return self._retriever.search(query, top_k=top_k, filters=filters, mode=mode)
 
-    def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None) -> Answer:
+    def ask(
+        self, question: str, top_k: int | None = None, filters: Filters | None = None
+    ) -> Answer:
         cleaned = normalize_query(question)
         passages = self._retriever.search(cleaned, top_k=top_k, filters=filters)
         return self._generator.generate(cleaned, passages)

@@ -112,7 +112,7 @@ class EdgeStore:
                     qe.Prefetch(limit=query.prefetch_limit, query=dense, filter=flt),
                     qe.Prefetch(limit=query.prefetch_limit, query=sparse, filter=flt),
                 ],
-                query=fusion,
+                query=fusion,  # type: ignore[arg-type]  # the stub omits Fusion.Rrf
                 with_payload=True,
             )
         else:

@@ -55,13 +55,17 @@ class QdrantServerStore:
                 vectors_config={
                     DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)
                 },
-                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                sparse_vectors_config={
+                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
             )
             self._client.create_payload_index(
                 self._collection, "source", models.PayloadSchemaType.KEYWORD
             )
         except (UnexpectedResponse, ResponseHandlingException) as exc:
-            raise StoreError(f"Qdrant server refused collection {self._collection!r}: {exc}") from exc
+            raise StoreError(
+                f"Qdrant server refused collection {self._collection!r}: {exc}"
+            ) from exc
 
     def upsert(self, points: Sequence[IndexedChunk]) -> None:
         if not points:
@@ -95,7 +99,9 @@ class QdrantServerStore:
                     self._collection,
                     prefetch=[
                         models.Prefetch(
-                            query=list(query.dense), using=DENSE, limit=query.prefetch_limit,
+                            query=list(query.dense),
+                            using=DENSE,
+                            limit=query.prefetch_limit,
                             filter=flt,
                         ),
                         models.Prefetch(

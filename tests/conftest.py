@@ -40,4 +40,4 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    return tmp_path

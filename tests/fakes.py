@@ -27,7 +27,7 @@ class HashEmbedder:
     def _vector(self, text: str) -> list[float]:
         vector = [0.0] * self._dim
         for word in re.findall(r"\w+", text.lower()):
-            bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self._dim  # noqa: S324
+            bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self._dim
             vector[bucket] += 1.0
         norm = math.sqrt(sum(x * x for x in vector)) or 1.0
         return [x / norm for x in vector]
@@ -47,5 +47,11 @@ class EchoGenerator:
         return "echo"
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer:
-        return Answer(question, " ".join(p.chunk.id for p in passages), (), bool(passages),
-                      self.name, tuple(passages))
+        return Answer(
+            question,
+            " ".join(p.chunk.id for p in passages),
+            (),
+            bool(passages),
+            self.name,
+            tuple(passages),
+        )

@@ -6,6 +6,7 @@ server speaks; a fork that adds an adapter adds one fixture param here.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,18 +58,33 @@ def _points(texts: dict[str, list[str]] = TEXTS) -> list[IndexedChunk]:
     for source, paragraphs in texts.items():
         for index, text in enumerate(paragraphs):
             digest = content_hash(text)
-            chunk = Chunk(id=chunk_id(source, digest), source=source, text=text, title=source,
-                          section="Intro", page=index + 1, index=index, content_hash=digest,
-                          metadata={"lang": "en"})
-            points.append(IndexedChunk(chunk, embedder.embed_documents([text])[0],
-                                       bm25.encode_documents([text])[0]))
+            chunk = Chunk(
+                id=chunk_id(source, digest),
+                source=source,
+                text=text,
+                title=source,
+                section="Intro",
+                page=index + 1,
+                index=index,
+                content_hash=digest,
+                metadata={"lang": "en"},
+            )
+            points.append(
+                IndexedChunk(
+                    chunk, embedder.embed_documents([text])[0], bm25.encode_documents([text])[0]
+                )
+            )
     return points
 
 
 def _query(text: str, mode: SearchMode = SearchMode.HYBRID, **kw: object) -> SearchQuery:
-    return SearchQuery(dense=HashEmbedder(DIM).embed_query(text),
-                       sparse=Bm25Encoder(SparseSettings()).encode_query(text),
-                       limit=int(kw.pop("limit", 5)), mode=mode, **kw)  # type: ignore[arg-type]
+    return SearchQuery(
+        dense=HashEmbedder(DIM).embed_query(text),
+        sparse=Bm25Encoder(SparseSettings()).encode_query(text),
+        limit=int(kw.pop("limit", 5)),
+        mode=mode,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -101,7 +117,7 @@ def test_hybrid_scores_are_reciprocal_rank_fusion(store: VectorStore) -> None:
     hits = store.search(_query("green pears ripen after picking", rrf_k=60))
     # First in both rankings: 1/(k + rank) from each prefetch, Qdrant counts ranks from 0.
     assert hits[0].score == pytest.approx(2 / 60, rel=1e-3)
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
 
 
 def test_limit_is_respected(store: VectorStore) -> None:

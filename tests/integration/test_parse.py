@@ -59,4 +59,7 @@ def test_corrupt_pdf_is_an_ingest_error(tmp_path: Path) -> None:
 
 
 def test_table_html_flattens_to_rows() -> None:
-    assert table_text("<table><tr><th>a</th><td>b</td></tr><tr><td>1</td><td> 2 </td></tr></table>") == "a | b\n1 | 2"
+    assert (
+        table_text("<table><tr><th>a</th><td>b</td></tr><tr><td>1</td><td> 2 </td></tr></table>")
+        == "a | b\n1 | 2"
+    )

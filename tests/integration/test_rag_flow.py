@@ -15,8 +15,13 @@ pytestmark = pytest.mark.integration
 
 
 def _ingest(context: AppContext, folder: Path) -> int:
-    report = ingest_paths(discover(folder, SUPPORTED_SUFFIXES), context.parser, context.chunker,
-                          context.indexer, root=folder)
+    report = ingest_paths(
+        discover(folder, SUPPORTED_SUFFIXES),
+        context.parser,
+        context.chunker,
+        context.indexer,
+        root=folder,
+    )
     assert report.ok, report.failed
     return report.chunks
 
@@ -34,10 +39,14 @@ def context(settings: Settings, sample_corpus: Path) -> AppContext:
     [
         ("Which vector store does the template use by default?", "0001-embedded-vector-store.html"),
         ("How are chunk ids made deterministic?", "0003-chunking.pdf"),
-        ("Which embedding model is the default and how was it chosen?",
-         "0002-default-embedding-model.docx"),
-        ("How does unstructured get the spaCy model without a download?",
-         "0004-parsing-offline.txt"),
+        (
+            "Which embedding model is the default and how was it chosen?",
+            "0002-default-embedding-model.docx",
+        ),
+        (
+            "How does unstructured get the spaCy model without a download?",
+            "0004-parsing-offline.txt",
+        ),
     ],
 )
 def test_answers_cite_the_right_document(context: AppContext, question: str, source: str) -> None:

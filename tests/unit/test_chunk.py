@@ -67,24 +67,28 @@ def test_chunk_ids_are_deterministic_and_position_independent() -> None:
     chunker = StructureChunker(1000, 100)
     body = Element("Stable paragraph.", "NarrativeText")
     before = chunker.chunk(_doc(Element("S", "Title"), body))
-    after = chunker.chunk(
-        _doc(Element("New intro.", "NarrativeText"), Element("S", "Title"), body)
-    )
+    after = chunker.chunk(_doc(Element("New intro.", "NarrativeText"), Element("S", "Title"), body))
     assert before[0].id == after[-1].id
     assert before[0].id == chunker.chunk(_doc(Element("S", "Title"), body))[0].id
 
 
 def test_chunk_ids_differ_by_source_text_and_repetition() -> None:
     digest = content_hash("same")
-    ids = {chunk_id("a.md", digest), chunk_id("b.md", digest), chunk_id("a.md", digest, 1),
-           chunk_id("a.md", content_hash("other"))}
+    ids = {
+        chunk_id("a.md", digest),
+        chunk_id("b.md", digest),
+        chunk_id("a.md", digest, 1),
+        chunk_id("a.md", content_hash("other")),
+    }
     assert len(ids) == 4
 
 
 def test_repeated_text_in_one_source_gets_distinct_ids() -> None:
     doc = _doc(
-        Element("A", "Title"), Element("Same text.", "NarrativeText"),
-        Element("B", "Title"), Element("Same text.", "NarrativeText"),
+        Element("A", "Title"),
+        Element("Same text.", "NarrativeText"),
+        Element("B", "Title"),
+        Element("Same text.", "NarrativeText"),
     )
     chunks = StructureChunker(1000, 100).chunk(doc)
     assert len({c.id for c in chunks}) == 2

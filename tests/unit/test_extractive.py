@@ -5,8 +5,16 @@ from retrieval.extractive import NOT_FOUND, ExtractiveGenerator, split_sentences
 
 
 def _hit(text: str, source: str, score: float = 1.0, section: str = "") -> ScoredChunk:
-    chunk = Chunk(id=f"id-{source}", source=source, text=text, title=source.upper(),
-                  section=section, page=3, index=0, content_hash="h")
+    chunk = Chunk(
+        id=f"id-{source}",
+        source=source,
+        text=text,
+        title=source.upper(),
+        section=section,
+        page=3,
+        index=0,
+        content_hash="h",
+    )
     return ScoredChunk(chunk, score)
 
 
@@ -20,7 +28,11 @@ def test_answer_quotes_matching_sentences_and_cites_their_passages() -> None:
     assert "The default store is Qdrant Edge. [1]" in answer.text
     first = answer.citations[0]
     assert (first.number, first.source, first.page, first.chunk_id) == (
-        1, "store.md", 3, "id-store.md")
+        1,
+        "store.md",
+        3,
+        "id-store.md",
+    )
     assert "sunny" not in answer.text
 
 
@@ -46,4 +58,8 @@ def test_not_found_without_passages() -> None:
 
 def test_sentence_splitter_keeps_abbreviation_free_sentences_apart() -> None:
     assert split_sentences("One is here. Two follows! Three?\n\nFour") == [
-        "One is here.", "Two follows!", "Three?", "Four"]
+        "One is here.",
+        "Two follows!",
+        "Three?",
+        "Four",
+    ]
