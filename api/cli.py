@@ -44,7 +44,9 @@ def _print_answer(answer: Answer) -> None:
     console.print(f"\n[bold]Q:[/bold] {answer.question}")
     console.print(f"[bold]A:[/bold] {answer.text}")
     for citation in answer.citations:
-        where = " > ".join(x for x in (citation.title, citation.section) if x)
+        where = citation.section or citation.title
+        if citation.section and not citation.section.startswith(citation.title):
+            where = f"{citation.title} > {citation.section}"
         page = f", page {citation.page}" if citation.page else ""
         console.print(
             f"  [{citation.number}] {citation.source}{page} — {where} "

@@ -10,6 +10,8 @@ batch goes on. See docs/adr/0004-parsing-offline.md.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from core.types import Element, ParsedDocument
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".text", ".html", ".htm", ".docx", ".pdf")
 _KIND_ALIASES = {"UncategorizedText": "NarrativeText"}
+_BULLETS = ("- ", "• ", "* ")
 
 
 class _TableRows(HTMLParser):
@@ -80,49 +83,78 @@ def _partitioner(suffix: str) -> Callable[..., list[Any]]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Box:
+@dataclass(slots=True)
+class _Line:
     text: str
     size: float
     page: int
+    top: float
+    bottom: float
 
 
-def partition_pdf_text_layer(filename: str) -> list[Element]:
-    """Text boxes of a PDF's text layer, with page numbers; larger fonts become titles.
-
-    Title levels come from font size: the largest heading size is depth 0, the next 1...
-    Body text is the most common size. No OCR: a scanned PDF yields no elements.
-    """
+def _pdf_lines(filename: str) -> list[_Line]:
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LTChar, LTTextContainer, LTTextLine
 
-    boxes: list[_Box] = []
+    lines = []
     for page_number, page in enumerate(extract_pages(filename), 1):
-        for item in page:
-            if not isinstance(item, LTTextContainer):
+        for box in page:
+            if not isinstance(box, LTTextContainer):
                 continue
-            text = " ".join(item.get_text().split())
-            sizes = [
-                round(char.size, 1)
-                for line in item
-                if isinstance(line, LTTextLine)
-                for char in line
-                if isinstance(char, LTChar)
-            ]
-            if text and sizes:
-                boxes.append(_Box(text, Counter(sizes).most_common(1)[0][0], page_number))
-    if not boxes:
+            for line in box:
+                if not isinstance(line, LTTextLine):
+                    continue
+                text = " ".join(line.get_text().split())
+                sizes = [round(c.size, 1) for c in line if isinstance(c, LTChar)]
+                if text and sizes:
+                    size = Counter(sizes).most_common(1)[0][0]
+                    lines.append(_Line(text, size, page_number, line.y1, line.y0))
+    return lines
+
+
+def partition_pdf_text_layer(filename: str) -> list[Element]:
+    """Paragraphs of a PDF's text layer, with page numbers; larger fonts become titles.
+
+    Lines are joined into a paragraph while they share a font size and the gap between
+    them is a normal line gap (adaptive: the median gap of the document). Title levels
+    come from font size: the largest heading size is depth 0. No OCR: a scanned PDF
+    yields no elements.
+    """
+    lines = _pdf_lines(filename)
+    if not lines:
         return []
-    body = Counter(b.size for b in boxes).most_common(1)[0][0]
-    heading_sizes = sorted({b.size for b in boxes if b.size > body * 1.1}, reverse=True)
-    elements = []
-    for box in boxes:
-        if box.size in heading_sizes and len(box.text) < 200:
-            elements.append(Element(box.text, "Title", box.page, heading_sizes.index(box.size)))
-        elif box.text.startswith(("- ", "• ")):
-            elements.append(Element(box.text[2:], "ListItem", box.page))
+    body = Counter(line.size for line in lines).most_common(1)[0][0]
+    headings = sorted({line.size for line in lines if line.size > body * 1.1}, reverse=True)
+    gaps = [
+        a.bottom - b.top
+        for a, b in itertools.pairwise(lines)
+        if a.page == b.page and a.size == b.size and 0 <= a.bottom - b.top < 3 * a.size
+    ]
+    normal_gap = statistics.median(gaps) if gaps else 0.0
+    paragraphs: list[list[_Line]] = []
+    for line in lines:
+        previous = paragraphs[-1][-1] if paragraphs else None
+        continues = (
+            previous is not None
+            and previous.page == line.page
+            and previous.size == line.size
+            and 0 <= previous.bottom - line.top <= normal_gap * 1.3 + 0.5
+            and not line.text.startswith(_BULLETS)
+        )
+        if continues:
+            paragraphs[-1].append(line)
         else:
-            elements.append(Element(box.text, "NarrativeText", box.page))
+            paragraphs.append([line])
+    elements = []
+    for paragraph in paragraphs:
+        text = " ".join(line.text for line in paragraph)
+        first = paragraph[0]
+        if first.size in headings and len(text) < 200:
+            elements.append(Element(text, "Title", first.page, headings.index(first.size)))
+        elif text.startswith(_BULLETS):
+            elements.append(Element(text[2:], "ListItem", first.page))
+        else:
+            elements.append(Element(text, "NarrativeText", first.page))
     return elements
 
 

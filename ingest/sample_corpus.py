@@ -86,7 +86,7 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 def _plain(text: str) -> str:
     """Markdown inline markup removed (for formats that have their own styling)."""
     text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)
-    return re.sub(r"[*_`]", "", text)
+    return re.sub(r"[*`]", "", text)
 
 
 def render_html(source: str, target: Path) -> None:
@@ -130,14 +130,16 @@ def render_pdf(source: str, target: Path) -> None:
         if kind.startswith("h"):
             pdf.set_font("Helvetica", "B", {1: 18, 2: 14}.get(int(kind[1]), 12))
             pdf.ln(2)
-            pdf.multi_cell(width, 8, _plain(text), new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(width, 8, _plain(text), align="L", new_x="LMARGIN", new_y="NEXT")
         elif kind == "code":
             pdf.set_font("Courier", "", 9)
-            pdf.multi_cell(width, 5, text, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(width, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
         else:
             pdf.set_font("Helvetica", "", 11)
             prefix = "- " if kind == "li" else ""
-            pdf.multi_cell(width, 6, prefix + _plain(text), new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(
+                width, 6, prefix + _plain(text), align="L", new_x="LMARGIN", new_y="NEXT"
+            )
         pdf.ln(1)
     pdf.output(str(target))
 
