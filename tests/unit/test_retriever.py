@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from core.errors import InvalidRequestError, ModelUnavailableError
+from core.settings import EmbeddingSettings, RetrievalSettings, SparseSettings
+from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
+from ingest.embed import Bm25Encoder, FastEmbedder
+from retrieval.search import Retriever, normalize_query
+from tests.fakes import HashEmbedder
+
+
+class RecordingStore:
+    """A VectorStore that remembers the queries it was asked."""
+
+    def __init__(self) -> None:
+        self.queries: list[SearchQuery] = []
+
+    def ensure_collection(self, dim: int) -> None:
+        self.dim = dim
+
+    def upsert(self, points: Sequence[IndexedChunk]) -> None:
+        raise AssertionError("retrieval never writes")
+
+    def search(self, query: SearchQuery) -> list[ScoredChunk]:
+        self.queries.append(query)
+        return []
+
+    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+        raise AssertionError("retrieval never deletes")
+
+    def count(self, filters: Filters | None = None) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def _retriever(**settings: object) -> tuple[Retriever, RecordingStore]:
+    store = RecordingStore()
+    retriever = Retriever(HashEmbedder(8), Bm25Encoder(SparseSettings()), store,
+                          RetrievalSettings(**settings))  # type: ignore[arg-type]
+    return retriever, store
+
+
+def test_hybrid_query_carries_both_vectors_and_the_fusion_settings() -> None:
+    retriever, store = _retriever(top_k=4, prefetch_k=30, rrf_k=20)
+    retriever.search("  Qdrant   edge  ", filters={"source": "a.md"})
+    query = store.queries[0]
+    assert (query.mode, query.limit, query.prefetch_limit, query.rrf_k) == (
+        SearchMode.HYBRID, 4, 30, 20)
+    assert len(query.dense) == 8 and any(query.dense)
+    assert query.sparse.indices
+    assert query.filters == {"source": "a.md"}
+    assert store.dim == 8
+
+
+def test_prefetch_never_smaller_than_the_requested_results() -> None:
+    retriever, store = _retriever(prefetch_k=10)
+    retriever.search("query", top_k=40)
+    assert store.queries[0].prefetch_limit == 40
+
+
+def test_sparse_mode_skips_the_dense_model() -> None:
+    retriever, store = _retriever()
+    retriever.search("query words", mode=SearchMode.SPARSE)
+    assert not any(store.queries[0].dense)
+
+
+@pytest.mark.parametrize(("text", "reason"), [("   ", "empty"), ("x" * 2001, "limit")])
+def test_bad_queries_are_refused_with_a_reason(text: str, reason: str) -> None:
+    with pytest.raises(InvalidRequestError, match=reason):
+        normalize_query(text)
+
+
+def test_a_catalog_model_needs_explicit_download_permission(tmp_path: object) -> None:
+    with pytest.raises(ModelUnavailableError, match="RAG_EMBEDDING__ALLOW_DOWNLOAD=true"):
+        FastEmbedder(EmbeddingSettings(model="BAAI/bge-small-en-v1.5"))
+
+
+def test_a_missing_local_model_says_to_run_setup(tmp_path: object) -> None:
+    with pytest.raises(ModelUnavailableError, match="make setup"):
+        FastEmbedder(EmbeddingSettings(models_dir=tmp_path))  # type: ignore[arg-type]
