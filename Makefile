@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve test test-unit lint fmt lock bench-store eval-beir clean
+.PHONY: help setup demo serve test test-unit lint fmt lock bench-store eval eval-gate eval-beir eval-qa eval-matrix clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -57,8 +57,20 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (then run `make setup`
 bench-store: setup ## Latency of the embedded engine vs qdrant-client local mode (POINTS=20000)
 	$(PY) -m eval.bench_store --points $(or $(POINTS),20000) $(if $(OUT),--out $(OUT))
 
-eval-beir: setup ## Retrieval metrics on a BEIR folder: DATA=<dir> [SPLIT=test] [OUT=f.json] [LIMIT=n]
-	$(VENV)/bin/rag eval-beir $(DATA) --split $(or $(SPLIT),test) $(if $(OUT),--out $(OUT)) $(if $(LIMIT),--limit $(LIMIT))
+eval: setup ## Golden set over the sample corpus, offline: reports/golden.{json,md,html}
+	$(VENV)/bin/rag eval golden --out $(or $(OUT),reports)
+
+eval-gate: setup ## Golden set + regression gate (eval/thresholds.toml); exits 1 on a drop
+	$(VENV)/bin/rag eval golden --gate --out $(or $(OUT),reports)
+
+eval-beir: setup ## BEIR retrieval metrics: DATA=<dir> [SPLIT=test] [OUT=f.json] [LIMIT=n]
+	$(VENV)/bin/rag eval beir $(DATA) --split $(or $(SPLIT),test) $(if $(OUT),--out $(OUT)) $(if $(LIMIT),--limit $(LIMIT))
+
+eval-qa: setup ## QA folder answer metrics: DATA=<dir> [OUT=f.json] [LIMIT=n]
+	$(VENV)/bin/rag eval qa $(DATA) $(if $(OUT),--out $(OUT)) $(if $(LIMIT),--limit $(LIMIT))
+
+eval-matrix: setup ## Tradeoff table of pipeline configs: DATA=<dir> [SPLIT=test] [LIMIT=n]
+	$(VENV)/bin/rag eval matrix $(DATA) --split $(or $(SPLIT),test) $(if $(LIMIT),--limit $(LIMIT)) --out $(or $(OUT),reports)
 
 clean: ## Remove the embedded data (.data); keeps .venv and .models
 	rm -rf .data

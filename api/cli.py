@@ -18,6 +18,7 @@ from rich.table import Table
 from core.errors import RagError
 from core.settings import get_settings
 from core.types import Answer, ScoredChunk, SearchMode
+from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
     from api.wiring import AppContext
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="RAG reference template: ingest documents, search, ask.", no_args_is_help=True
 )
+app.add_typer(eval_app, name="eval")
 console = Console()
 EXIT_PARTIAL = 2
 
@@ -160,69 +162,6 @@ def demo(
     ingest(target)
     for question in DEMO_QUESTIONS:
         ask(question)
-
-
-@app.command("eval-beir")
-def eval_beir(
-    data: Annotated[
-        Path, typer.Argument(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")
-    ],
-    split: Annotated[str, typer.Option()] = "test",
-    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first n queries.")] = None,
-    mode: Annotated[list[SearchMode] | None, typer.Option(help="Repeat for several.")] = None,
-) -> None:
-    """Retrieval quality and latency on a BEIR dataset (the index is cached per corpus)."""
-    import json
-
-    from rich.progress import Progress
-
-    from eval.datasets import load_beir
-    from eval.retrieval import build_index, evaluate
-    from retrieval.search import Retriever
-
-    settings = get_settings()
-    ctx = _context()
-    try:
-        dataset = load_beir(data, split, limit)
-        modes = mode or [SearchMode.HYBRID]
-        with Progress(console=console) as progress:
-            task = progress.add_task("index", total=len(dataset.corpus))
-            store = build_index(
-                dataset,
-                ctx.embedder,
-                ctx.sparse,
-                settings.data_dir / "eval",
-                lambda n: progress.advance(task, n),
-            )
-            task = progress.add_task("queries", total=len(dataset.queries) * len(modes))
-            retriever = Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval)
-            results = evaluate(
-                dataset, retriever, modes, progress=lambda n: progress.advance(task, n)
-            )
-        store.close()
-    except RagError as exc:
-        _fail(exc)
-    primary = results[0]
-    report = {
-        **primary.metrics,
-        "latency_ms": primary.latency_ms,
-        "queries": primary.queries,
-        "config": {
-            "dataset": str(data),
-            "split": split,
-            "mode": primary.mode,
-            "embedding_model": settings.embedding.model,
-            "sparse": "qdrant-bm25",
-            "sparse_params": settings.sparse.model_dump(),
-            "retrieval": settings.retrieval.model_dump(),
-        },
-        "modes": {r.mode: {**r.metrics, "latency_ms": r.latency_ms} for r in results},
-    }
-    text = json.dumps(report, indent=2)
-    if out:
-        out.write_text(text)
-    console.print_json(text)
 
 
 @app.command()

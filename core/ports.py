@@ -69,6 +69,16 @@ class Parser(Protocol):
 
 
 @runtime_checkable
+class Reranker(Protocol):
+    """Re-scores retrieved chunks against the query (a cross-encoder, typically)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def rerank(self, query: str, hits: Sequence[ScoredChunk], top_k: int) -> list[ScoredChunk]: ...
+
+
+@runtime_checkable
 class Generator(Protocol):
     """Writes an answer from retrieved passages. The LLM gateway plugs in here."""
 

@@ -69,6 +69,25 @@ class RetrievalSettings(BaseModel):
     top_k: int = Field(default=5, ge=1, le=100)
     prefetch_k: int = Field(default=50, ge=1, le=1000)
     rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=1.0, gt=0)
+    sparse_weight: float = Field(default=1.0, gt=0)
+    mmr_lambda: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="MMR relevance weight; None = no MMR"
+    )
+
+
+class RerankSettings(BaseModel):
+    """Optional cross-encoder reranking (fastembed TextCrossEncoder); off by default.
+
+    No cross-encoder ships on PyPI, so the offline default has none: set `model` to a
+    fastembed reranker (e.g. Xenova/ms-marco-MiniLM-L-6-v2) with `allow_download`, or
+    `model_path` to a local folder holding its ONNX files.
+    """
+
+    model: str | None = None
+    model_path: Path | None = None
+    candidates: int = Field(default=30, ge=1, le=200)
+    allow_download: bool = False
 
 
 class AnswerSettings(BaseModel):
@@ -103,6 +122,7 @@ class Settings(BaseSettings):
     sparse: SparseSettings = SparseSettings()
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
     answer: AnswerSettings = AnswerSettings()
     api: ApiSettings = ApiSettings()
 

@@ -82,6 +82,7 @@ class SearchQuery:
     prefetch_limit: int = 50
     rrf_k: int = 60
     weights: tuple[float, float] | None = None
+    mmr_lambda: float | None = None
     filters: Filters | None = None
 
 
@@ -116,3 +117,12 @@ class Answer:
     found: bool
     generator: str
     passages: tuple[ScoredChunk, ...] = ()
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """Ranked chunks plus the time each query stage took (embed, search, rerank)."""
+
+    hits: list[ScoredChunk]
+    timings_ms: dict[str, float]

@@ -64,3 +64,42 @@ def load_beir(folder: Path, split: str = "test", limit: int | None = None) -> Be
         for row in _jsonl(folder / "corpus.jsonl")
     ]
     return BeirDataset(folder.name, corpus, queries, qrels)
+
+
+def load_qa_folder(folder: Path, limit: int | None = None) -> tuple[BeirDataset, list[QaRow]]:
+    """A QA folder: `corpus.jsonl` (BEIR) and `qa.jsonl` rows {id, question, answers[],
+    gold_context_id}; `limit` keeps the first n questions."""
+    qa_path = folder / "qa.jsonl"
+    for required in (folder / "corpus.jsonl", qa_path):
+        if not required.is_file():
+            raise InvalidRequestError(f"{required} is missing: expected a QA folder")
+    rows = []
+    for row in _jsonl(qa_path):
+        try:
+            rows.append(
+                QaRow(
+                    str(row["id"]),
+                    str(row["question"]),
+                    tuple(str(a) for a in row["answers"]),  # type: ignore[attr-defined]
+                    str(row["gold_context_id"]),
+                )
+            )
+        except KeyError as exc:
+            raise InvalidRequestError(f"{qa_path}: a row lacks {exc}") from exc
+        if limit is not None and len(rows) >= limit:
+            break
+    corpus = [
+        BeirDoc(str(r["_id"]), str(r.get("title") or ""), str(r.get("text") or ""))
+        for r in _jsonl(folder / "corpus.jsonl")
+    ]
+    qrels = {row.id: {row.gold_context_id: 1} for row in rows}
+    queries = {row.id: row.question for row in rows}
+    return BeirDataset(folder.name, corpus, queries, qrels), rows
+
+
+@dataclass(frozen=True, slots=True)
+class QaRow:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    gold_context_id: str

@@ -1,28 +1,30 @@
-"""Retrieval quality on a BEIR dataset: index once (cached), query, score with ranx.
+"""Retrieval quality on a BEIR-layout corpus: index once (cached), query, score with ranx.
 
 The corpus goes into an isolated collection named by a hash of the corpus and of the
-pipeline config, so a second run with the same setup skips ingestion entirely.
+ingest-side pipeline config (embedder, BM25 parameters, chunking), so a second run with
+the same setup skips ingestion; query-side settings (mode, fusion, MMR) never re-index.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.ports import Embedder, SparseEncoder
-from core.settings import RetrievalSettings
-from core.types import Chunk, SearchMode
+from core.types import Chunk, Element, ParsedDocument, SearchMode
 from eval.datasets import BeirDataset
-from ingest.chunk import content_hash
+from eval.stats import percentiles
+from ingest.chunk import StructureChunker, content_hash
 from ingest.pipeline import Indexer
 from retrieval.search import Retriever
 from store.edge import EdgeStore
 
-METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100")
+METRICS = ("ndcg@10", "recall@5", "recall@10", "recall@100", "mrr@10", "map@100")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,35 +35,34 @@ class RetrievalResult:
     queries: int
 
 
-def corpus_chunks(dataset: BeirDataset) -> list[Chunk]:
-    """One chunk per BEIR document (documents are passages or abstracts already)."""
-    return [
-        Chunk(
-            id=str(_doc_uuid(doc.id)),
-            source=doc.id,
-            text=doc.text,
-            title=doc.title,
-            section="",
-            page=None,
-            index=0,
-            content_hash=content_hash(doc.text),
-        )
-        for doc in dataset.corpus
-    ]
-
-
-def _doc_uuid(doc_id: str) -> str:
-    import uuid
-
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"beir:{doc_id}"))
+def corpus_chunks(dataset: BeirDataset, chunker: StructureChunker | None = None) -> list[Chunk]:
+    """One chunk per document, or the chunker's chunks of it; `source` is the doc id."""
+    chunks = []
+    for doc in dataset.corpus:
+        if chunker is None:
+            chunks.append(
+                Chunk(
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"beir:{doc.id}")),
+                    source=doc.id,
+                    text=doc.text,
+                    title=doc.title,
+                    section="",
+                    page=None,
+                    index=0,
+                    content_hash=content_hash(doc.text),
+                )
+            )
+        else:
+            parsed = ParsedDocument(doc.id, doc.title, (Element(doc.text, "NarrativeText"),), "")
+            chunks += chunker.chunk(parsed)
+    return chunks
 
 
 def collection_name(dataset: BeirDataset, pipeline: str) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(pipeline.encode())
     for doc in dataset.corpus:
         digest.update(doc.id.encode())
         digest.update(content_hash(doc.title + doc.text).encode())
-    digest.update(pipeline.encode())
     return f"eval-{dataset.name}-{digest.hexdigest()[:12]}"
 
 
@@ -70,33 +71,37 @@ def build_index(
     embedder: Embedder,
     sparse: SparseEncoder,
     root: Path,
+    chunker: StructureChunker | None = None,
+    chunking: str = "whole",
     progress: Callable[[int], None] | None = None,
 ) -> EdgeStore:
     """Open the cached eval collection for this corpus + pipeline, filling it if needed."""
-    store = EdgeStore(root, collection_name(dataset, f"{embedder.name}|{sparse.name}"))
+    pipeline = f"{embedder.name}|{sparse.name}|{chunking}"
+    store = EdgeStore(root, collection_name(dataset, pipeline))
     store.ensure_collection(embedder.dim)
     marker = store.path / "complete"
     if marker.exists():
+        if progress is not None:
+            progress(len(dataset.corpus))
         return store
-    chunks = corpus_chunks(dataset)
+    chunks = corpus_chunks(dataset, chunker)
     indexer = Indexer(embedder, sparse, store, batch_size=64)
+    done_docs: set[str] = set()
     for start in range(0, len(chunks), 256):
         batch = chunks[start : start + 256]
         indexer.index(batch)
+        new = {c.source for c in batch} - done_docs
+        done_docs |= new
         if progress is not None:
-            progress(len(batch))
+            progress(len(new))
     store.flush()
-    marker.write_text(str(len(chunks)))
+    marker.write_text(f"{len(chunks)} chunks\n{pipeline}\n")
     return store
 
 
-def _percentiles(samples: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {"p50": round(pick(0.5), 2), "p95": round(pick(0.95), 2)}
+def index_size_mb(store: EdgeStore) -> float:
+    total = sum(p.stat().st_size for p in store.path.rglob("*") if p.is_file())
+    return round(total / 2**20, 1)
 
 
 def evaluate(
@@ -104,9 +109,14 @@ def evaluate(
     retriever: Retriever,
     modes: Sequence[SearchMode],
     depth: int = 100,
+    fetch: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[RetrievalResult]:
-    """Run every query in each mode and score the rankings with ranx."""
+    """Run every query in each mode and score the document rankings with ranx.
+
+    Chunks are mapped to their document (the first, best-ranked chunk counts), so
+    chunked and whole-document indexes are scored on the same qrels.
+    """
     from ranx import Qrels, Run
     from ranx import evaluate as ranx_evaluate
 
@@ -117,11 +127,13 @@ def evaluate(
         latencies = []
         for query_id, text in dataset.queries.items():
             start = time.perf_counter()
-            hits = retriever.search(text, top_k=depth, mode=mode)
+            hits = retriever.search(text, top_k=fetch or depth, mode=mode)
             latencies.append((time.perf_counter() - start) * 1000)
             ranking: dict[str, float] = {}
             for rank, hit in enumerate(hits):
-                ranking.setdefault(hit.chunk.source, float(depth - rank))
+                if len(ranking) == depth:
+                    break
+                ranking.setdefault(hit.chunk.source, float(len(hits) - rank))
             run[query_id] = ranking or {"__none__": 0.0}
             if progress is not None:
                 progress(1)
@@ -130,12 +142,8 @@ def evaluate(
             RetrievalResult(
                 mode=mode.value,
                 metrics={k: round(float(v), 4) for k, v in scores.items()},
-                latency_ms=_percentiles(latencies),
+                latency_ms=percentiles(latencies),
                 queries=len(dataset.queries),
             )
         )
     return results
-
-
-def default_retrieval_settings(**overrides: Any) -> RetrievalSettings:
-    return RetrievalSettings(**overrides)

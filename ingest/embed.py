@@ -101,10 +101,12 @@ class Bm25Encoder:
         self._bm25 = qe.Bm25(
             qe.Bm25Config(k=settings.k, b=settings.b, avg_len=settings.avg_len, language="english")
         )
+        # k, b and avg_len shape the stored document vectors: they are part of the identity.
+        self._name = f"qdrant-bm25(k={settings.k},b={settings.b},avg_len={settings.avg_len})"
 
     @property
     def name(self) -> str:
-        return "qdrant-bm25"
+        return self._name
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         return [_convert(self._bm25.embed_document(text)) for text in texts]

@@ -1,15 +1,19 @@
-"""Query side, first stages: embed the query twice (dense + BM25), search, fuse in-engine.
+"""Query side, first stages: embed the query twice (dense + BM25), search, fuse in-engine,
+then optionally rerank.
 
-Fusion runs inside Qdrant (prefetch + RRF), so one round trip serves the hybrid query
-on both the embedded engine and a server; nothing here depends on which one it is.
+Fusion (RRF) and MMR run inside Qdrant (prefetch + fusion query), so one round trip
+serves the hybrid query on both the embedded engine and a server; nothing here depends
+on which one it is. Each stage is timed, for the eval suite's per-stage latency.
 """
 
 from __future__ import annotations
 
+import time
+
 from core.errors import InvalidRequestError
-from core.ports import Embedder, SparseEncoder, VectorStore
+from core.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from core.settings import RetrievalSettings
-from core.types import Filters, ScoredChunk, SearchMode, SearchQuery
+from core.types import Filters, Retrieval, ScoredChunk, SearchMode, SearchQuery
 
 MAX_QUERY_CHARS = 2000
 
@@ -26,8 +30,12 @@ def normalize_query(text: str) -> str:
     return cleaned
 
 
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
 class Retriever:
-    """Hybrid dense + sparse retrieval over the configured store."""
+    """Hybrid dense + sparse retrieval over the configured store, with optional rerank."""
 
     def __init__(
         self,
@@ -35,12 +43,59 @@ class Retriever:
         sparse: SparseEncoder,
         store: VectorStore,
         settings: RetrievalSettings,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 30,
     ) -> None:
         self._embedder = embedder
         self._sparse = sparse
         self._store = store
         self._settings = settings
+        self._reranker = reranker
+        self._rerank_candidates = rerank_candidates
         store.ensure_collection(embedder.dim)
+
+    def retrieve(
+        self,
+        text: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        mode: SearchMode | None = None,
+    ) -> Retrieval:
+        query = normalize_query(text)
+        chosen = mode or SearchMode(self._settings.mode)
+        limit = top_k or self._settings.top_k
+        fetch = max(limit, self._rerank_candidates) if self._reranker else limit
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        if chosen is SearchMode.SPARSE:
+            dense = [0.0] * self._embedder.dim
+        else:
+            dense = self._embedder.embed_query(query)
+        sparse = self._sparse.encode_query(query)
+        timings["embed"] = _ms(start)
+        s = self._settings
+        start = time.perf_counter()
+        hits = self._store.search(
+            SearchQuery(
+                dense=dense,
+                sparse=sparse,
+                limit=fetch,
+                mode=chosen,
+                prefetch_limit=max(s.prefetch_k, fetch),
+                rrf_k=s.rrf_k,
+                weights=None
+                if s.dense_weight == s.sparse_weight
+                else (s.dense_weight, s.sparse_weight),
+                mmr_lambda=s.mmr_lambda,
+                filters=filters,
+            )
+        )
+        timings["search"] = _ms(start)
+        if self._reranker is not None and hits:
+            start = time.perf_counter()
+            hits = self._reranker.rerank(query, hits, limit)
+            timings["rerank"] = _ms(start)
+        return Retrieval(hits[:limit], timings)
 
     def search(
         self,
@@ -49,20 +104,4 @@ class Retriever:
         filters: Filters | None = None,
         mode: SearchMode | None = None,
     ) -> list[ScoredChunk]:
-        query = normalize_query(text)
-        chosen = mode or SearchMode(self._settings.mode)
-        dense = self._embedder.embed_query(query) if chosen is not SearchMode.SPARSE else []
-        if not dense:
-            dense = [0.0] * self._embedder.dim
-        limit = top_k or self._settings.top_k
-        return self._store.search(
-            SearchQuery(
-                dense=dense,
-                sparse=self._sparse.encode_query(query),
-                limit=limit,
-                mode=chosen,
-                prefetch_limit=max(self._settings.prefetch_k, limit),
-                rrf_k=self._settings.rrf_k,
-                filters=filters,
-            )
-        )
+        return self.retrieve(text, top_k, filters, mode).hits

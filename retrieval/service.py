@@ -1,6 +1,9 @@
-"""The query path end to end: retrieve -> generate -> cite. Surfaces call only this."""
+"""The query path end to end: retrieve -> (rerank) -> generate -> cite. Surfaces call this."""
 
 from __future__ import annotations
+
+import dataclasses
+import time
 
 from core.ports import Generator
 from core.types import Answer, Filters, ScoredChunk, SearchMode
@@ -27,5 +30,8 @@ class RagService:
         self, question: str, top_k: int | None = None, filters: Filters | None = None
     ) -> Answer:
         cleaned = normalize_query(question)
-        passages = self._retriever.search(cleaned, top_k=top_k, filters=filters)
-        return self._generator.generate(cleaned, passages)
+        retrieval = self._retriever.retrieve(cleaned, top_k=top_k, filters=filters)
+        start = time.perf_counter()
+        answer = self._generator.generate(cleaned, retrieval.hits)
+        timings = {**retrieval.timings_ms, "generate": (time.perf_counter() - start) * 1000}
+        return dataclasses.replace(answer, timings_ms=timings)

@@ -101,26 +101,32 @@ class EdgeStore:
         sparse = qe.Query.Nearest(
             qe.SparseVector(list(query.sparse.indices), list(query.sparse.values)), using=SPARSE
         )
+        mmr = (
+            qe.Mmr(list(query.dense), query.mmr_lambda, query.prefetch_limit, using=DENSE)
+            if query.mmr_lambda is not None and query.mode is not SearchMode.SPARSE
+            else None
+        )
         request: qe.QueryRequest
         if query.mode is SearchMode.HYBRID:
-            fusion = qe.Fusion.Rrf(
+            fusion: Any = qe.Fusion.Rrf(
                 k=query.rrf_k, weights=list(query.weights) if query.weights else None
             )
+            fused = [
+                qe.Prefetch(limit=query.prefetch_limit, query=dense, filter=flt),
+                qe.Prefetch(limit=query.prefetch_limit, query=sparse, filter=flt),
+            ]
+            if mmr is not None:  # diversify the fused candidates by their dense vectors
+                fused = [qe.Prefetch(limit=query.prefetch_limit, prefetches=fused, query=fusion)]
             request = qe.QueryRequest(
                 limit=query.limit,
-                prefetches=[
-                    qe.Prefetch(limit=query.prefetch_limit, query=dense, filter=flt),
-                    qe.Prefetch(limit=query.prefetch_limit, query=sparse, filter=flt),
-                ],
-                query=fusion,  # type: ignore[arg-type]  # the stub omits Fusion.Rrf
+                prefetches=fused,
+                query=mmr or fusion,
                 with_payload=True,
             )
         else:
+            plain = dense if query.mode is SearchMode.DENSE else sparse
             request = qe.QueryRequest(
-                limit=query.limit,
-                query=dense if query.mode is SearchMode.DENSE else sparse,
-                filter=flt,
-                with_payload=True,
+                limit=query.limit, query=mmr or plain, filter=flt, with_payload=True
             )
         points = self.shard.query(request)
         return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in points]

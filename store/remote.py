@@ -93,34 +93,60 @@ class QdrantServerStore:
         sparse = models.SparseVector(
             indices=list(query.sparse.indices), values=list(query.sparse.values)
         )
+        mmr = (
+            models.NearestQuery(
+                nearest=list(query.dense),
+                mmr=models.Mmr(
+                    diversity=1.0 - query.mmr_lambda, candidates_limit=query.prefetch_limit
+                ),
+            )
+            if query.mmr_lambda is not None and query.mode is not SearchMode.SPARSE
+            else None
+        )
         try:
             if query.mode is SearchMode.HYBRID:
-                response = self._client.query_points(
-                    self._collection,
-                    prefetch=[
-                        models.Prefetch(
-                            query=list(query.dense),
-                            using=DENSE,
-                            limit=query.prefetch_limit,
-                            filter=flt,
-                        ),
-                        models.Prefetch(
-                            query=sparse, using=SPARSE, limit=query.prefetch_limit, filter=flt
-                        ),
-                    ],
-                    query=models.RrfQuery(
-                        rrf=models.Rrf(
-                            k=query.rrf_k, weights=list(query.weights) if query.weights else None
-                        )
-                    ),
-                    limit=query.limit,
-                    with_payload=True,
+                fusion = models.RrfQuery(
+                    rrf=models.Rrf(
+                        k=query.rrf_k, weights=list(query.weights) if query.weights else None
+                    )
                 )
+                fused = [
+                    models.Prefetch(
+                        query=list(query.dense),
+                        using=DENSE,
+                        limit=query.prefetch_limit,
+                        filter=flt,
+                    ),
+                    models.Prefetch(
+                        query=sparse, using=SPARSE, limit=query.prefetch_limit, filter=flt
+                    ),
+                ]
+                if mmr is None:
+                    response = self._client.query_points(
+                        self._collection,
+                        prefetch=fused,
+                        query=fusion,
+                        limit=query.limit,
+                        with_payload=True,
+                    )
+                else:  # diversify the fused candidates by their dense vectors
+                    response = self._client.query_points(
+                        self._collection,
+                        prefetch=[
+                            models.Prefetch(
+                                prefetch=fused, query=fusion, limit=query.prefetch_limit
+                            )
+                        ],
+                        query=mmr,
+                        using=DENSE,
+                        limit=query.limit,
+                        with_payload=True,
+                    )
             else:
                 dense_mode = query.mode is SearchMode.DENSE
                 response = self._client.query_points(
                     self._collection,
-                    query=list(query.dense) if dense_mode else sparse,
+                    query=mmr or (list(query.dense) if dense_mode else sparse),
                     using=DENSE if dense_mode else SPARSE,
                     query_filter=flt,
                     limit=query.limit,

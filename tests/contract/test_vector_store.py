@@ -155,3 +155,18 @@ def test_same_dimension_reopens_the_existing_collection(
     reopened = make_store()
     reopened.ensure_collection(DIM)
     assert reopened.count() == 5
+
+
+@pytest.mark.parametrize("mode", [SearchMode.DENSE, SearchMode.HYBRID])
+def test_mmr_keeps_the_best_match_first_and_returns_distinct_chunks(
+    store: VectorStore, mode: SearchMode
+) -> None:
+    hits = store.search(_query("green pears ripen after picking", mode, mmr_lambda=0.5))
+    assert hits[0].chunk.source == "pears.md"
+    assert len({h.chunk.id for h in hits}) == len(hits) == 5
+
+
+def test_weighted_fusion_follows_the_heavier_index(store: VectorStore) -> None:
+    # "sea" as a word favours sea.md for BM25; weighting BM25 up must keep it on top.
+    hits = store.search(_query("sea", weights=(0.1, 5.0)))
+    assert hits[0].chunk.source == "sea.md"

@@ -40,8 +40,9 @@ class RecordingStore:
 
 def _retriever(**settings: object) -> tuple[Retriever, RecordingStore]:
     store = RecordingStore()
-    retriever = Retriever(HashEmbedder(8), Bm25Encoder(SparseSettings()), store,
-                          RetrievalSettings(**settings))  # type: ignore[arg-type]
+    retriever = Retriever(
+        HashEmbedder(8), Bm25Encoder(SparseSettings()), store, RetrievalSettings(**settings)
+    )  # type: ignore[arg-type]
     return retriever, store
 
 
@@ -50,8 +51,13 @@ def test_hybrid_query_carries_both_vectors_and_the_fusion_settings() -> None:
     retriever.search("  Qdrant   edge  ", filters={"source": "a.md"})
     query = store.queries[0]
     assert (query.mode, query.limit, query.prefetch_limit, query.rrf_k) == (
-        SearchMode.HYBRID, 4, 30, 20)
-    assert len(query.dense) == 8 and any(query.dense)
+        SearchMode.HYBRID,
+        4,
+        30,
+        20,
+    )
+    assert len(query.dense) == 8
+    assert any(query.dense)
     assert query.sparse.indices
     assert query.filters == {"source": "a.md"}
     assert store.dim == 8

