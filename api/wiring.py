@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from core.offline import apply_offline_defaults
-from core.ports import Embedder, Generator, SparseEncoder, VectorStore
+from core.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
@@ -50,9 +50,29 @@ class AppContext:
         )
 
     @cached_property
+    def reranker(self) -> Reranker | None:
+        """A cross-encoder when one is configured; none ships offline, so off by default."""
+        if self.settings.rerank.model is None:
+            return None
+        from retrieval.rerank import CrossEncoderReranker
+
+        cache = str(self.settings.embedding.models_dir / "fastembed")
+        return CrossEncoderReranker(self.settings.rerank, cache)
+
+    def retriever(self, store: VectorStore | None = None) -> Retriever:
+        """The configured retriever, over the app's store or another one (eval indexes)."""
+        return Retriever(
+            self.embedder,
+            self.sparse,
+            store or self.store,
+            self.settings.retrieval,
+            self.reranker,
+            self.settings.rerank.candidates,
+        )
+
+    @cached_property
     def service(self) -> RagService:
-        retriever = Retriever(self.embedder, self.sparse, self.store, self.settings.retrieval)
-        return RagService(retriever, self.generator)
+        return RagService(self.retriever(), self.generator)
 
     @cached_property
     def parser(self) -> UnstructuredParser:

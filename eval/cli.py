@@ -59,7 +59,6 @@ def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[
     from ingest import sample_corpus
     from ingest.parse import SUPPORTED_SUFFIXES
     from ingest.pipeline import discover
-    from retrieval.search import Retriever
     from store.edge import EdgeStore
 
     started = time.perf_counter()
@@ -82,7 +81,7 @@ def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[
         from ingest.pipeline import Indexer
 
         Indexer(ctx.embedder, ctx.sparse, store).index(chunks)
-    retriever = Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval)
+    retriever = ctx.retriever(store)
     with _progress() as task:
         result = run_qa(
             items,
@@ -156,7 +155,6 @@ def _retriever_for(
     from api.wiring import build_app_context
     from eval.retrieval import build_index
     from ingest.chunk import StructureChunker
-    from retrieval.search import Retriever
 
     ctx = build_app_context(settings)
     chunker = StructureChunker(chunk_size, settings.ingest.chunk_overlap) if chunk_size else None
@@ -169,7 +167,7 @@ def _retriever_for(
         f"chunked-{chunk_size}" if chunk_size else "whole",
         task(f"index {dataset.name}", len(dataset.corpus)),
     )
-    return Retriever(ctx.embedder, ctx.sparse, store, settings.retrieval), store
+    return ctx.retriever(store), store
 
 
 def _write_json(report: dict[str, Any], out: Path | None) -> None:

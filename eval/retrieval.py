@@ -19,7 +19,7 @@ from core.ports import Embedder, SparseEncoder
 from core.types import Chunk, Element, ParsedDocument, SearchMode
 from eval.datasets import BeirDataset
 from eval.stats import percentiles
-from ingest.chunk import StructureChunker, content_hash
+from ingest.chunk import StructureChunker, content_hash, embedding_text
 from ingest.pipeline import Indexer
 from retrieval.search import Retriever
 from store.edge import EdgeStore
@@ -84,19 +84,44 @@ def build_index(
         if progress is not None:
             progress(len(dataset.corpus))
         return store
+    import numpy as np
+
     chunks = corpus_chunks(dataset, chunker)
+    cache = _dense_cache_path(chunks, embedder, root / "embeddings")
+    cached = np.load(cache) if cache.exists() else None
+    computed: list[list[float]] = []
     indexer = Indexer(embedder, sparse, store, batch_size=64)
     done_docs: set[str] = set()
     for start in range(0, len(chunks), 256):
         batch = chunks[start : start + 256]
-        indexer.index(batch)
+        if cached is not None:
+            vectors = cached[start : start + 256].tolist()
+        else:
+            vectors = embedder.embed_documents([embedding_text(c) for c in batch])
+            computed += vectors
+        indexer.index(batch, vectors)
         new = {c.source for c in batch} - done_docs
         done_docs |= new
         if progress is not None:
             progress(len(new))
+    if cached is None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, np.asarray(computed, dtype=np.float32))
     store.flush()
     marker.write_text(f"{len(chunks)} chunks\n{pipeline}\n")
     return store
+
+
+def _dense_cache_path(chunks: list[Chunk], embedder: Embedder, folder: Path) -> Path:
+    """Where the dense vectors of exactly these texts under this model are kept.
+
+    Dense embedding is the slow part of indexing; BM25, chunk-independent and fusion
+    experiments re-index the same texts, so their vectors are reused across runs.
+    """
+    digest = hashlib.sha256(embedder.name.encode())
+    for chunk in chunks:
+        digest.update(content_hash(embedding_text(chunk)).encode())
+    return folder / f"{digest.hexdigest()[:16]}.npy"
 
 
 def index_size_mb(store: EdgeStore) -> float:

@@ -49,11 +49,17 @@ class Indexer:
         self._batch_size = batch_size
         store.ensure_collection(embedder.dim)
 
-    def index(self, chunks: Sequence[Chunk]) -> None:
+    def index(
+        self, chunks: Sequence[Chunk], dense_vectors: Sequence[Sequence[float]] | None = None
+    ) -> None:
+        """Embed and upsert in batches; `dense_vectors` (one per chunk) skips the dense model."""
         for start in range(0, len(chunks), self._batch_size):
             batch = chunks[start : start + self._batch_size]
             texts = [embedding_text(chunk) for chunk in batch]
-            dense = self._embedder.embed_documents(texts)
+            if dense_vectors is None:
+                dense = self._embedder.embed_documents(texts)
+            else:
+                dense = [list(v) for v in dense_vectors[start : start + self._batch_size]]
             sparse = self._sparse.encode_documents(texts)
             self._store.upsert(
                 [IndexedChunk(c, d, s) for c, d, s in zip(batch, dense, sparse, strict=True)]

@@ -89,3 +89,45 @@ def test_a_catalog_model_needs_explicit_download_permission(tmp_path: object) ->
 def test_a_missing_local_model_says_to_run_setup(tmp_path: object) -> None:
     with pytest.raises(ModelUnavailableError, match="make setup"):
         FastEmbedder(EmbeddingSettings(models_dir=tmp_path))  # type: ignore[arg-type]
+
+
+class ReversingReranker:
+    """Puts the last candidate first: makes the rerank stage's effect visible."""
+
+    name = "reverse"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def rerank(self, query: str, hits: Sequence[ScoredChunk], top_k: int) -> list[ScoredChunk]:
+        self.seen.append(len(hits))
+        return list(reversed(hits))[:top_k]
+
+
+def test_the_reranker_sees_the_candidate_pool_and_orders_the_results() -> None:
+    from core.types import Chunk
+
+    chunks = [
+        ScoredChunk(Chunk(str(i), "s", f"t{i}", "", "", None, i, "h"), 1.0 / (i + 1))
+        for i in range(30)
+    ]
+
+    class PoolStore(RecordingStore):
+        def search(self, query: SearchQuery) -> list[ScoredChunk]:
+            self.queries.append(query)
+            return chunks[: query.limit]
+
+    store, reranker = PoolStore(), ReversingReranker()
+    retriever = Retriever(
+        HashEmbedder(8),
+        Bm25Encoder(SparseSettings()),
+        store,
+        RetrievalSettings(),
+        reranker,
+        rerank_candidates=20,
+    )
+    result = retriever.retrieve("query", top_k=3)
+    assert store.queries[0].limit == 20
+    assert reranker.seen == [20]
+    assert [h.chunk.id for h in result.hits] == ["19", "18", "17"]
+    assert set(result.timings_ms) == {"embed", "search", "rerank"}
