@@ -78,8 +78,18 @@ def _fail(exc: RagError) -> None:
 @app.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="A file or a folder to ingest.")],
+    prune: Annotated[
+        bool, typer.Option(help="Delete the chunks of sources no longer under PATH.")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the run's report as JSON.")] = None,
 ) -> None:
-    """Parse, chunk, embed and upsert documents (re-running is idempotent)."""
+    """Parse, chunk, embed and upsert documents; unchanged files are skipped.
+
+    Exit code 0: every file ingested; 2: partial (some files failed, see the report);
+    1: the run itself failed.
+    """
+    import json
+
     from ingest.parse import SUPPORTED_SUFFIXES
     from ingest.pipeline import discover, ingest_paths
 
@@ -87,16 +97,18 @@ def ingest(
         console.print(f"[red]error:[/red] {path} does not exist")
         raise typer.Exit(1)
     ctx = _context()
+    started = time.perf_counter()
     try:
         files = discover(path, SUPPORTED_SUFFIXES)
         root = path if path.is_dir() else path.parent
-        started = time.perf_counter()
-        report = ingest_paths(
+        result = ingest_paths(
             files,
             ctx.parser,
             ctx.chunker,
             ctx.indexer,
             root=root,
+            manifest=ctx.manifest,
+            prune=prune,
             on_document=lambda doc, n: console.print(f"  {doc.source}: {n} chunks"),
         )
         total = ctx.store.count()
@@ -104,13 +116,31 @@ def ingest(
         _fail(exc)
     finally:
         ctx.close()
+    seconds = time.perf_counter() - started
     console.print(
-        f"ingested {report.documents} documents, {report.chunks} chunks in "
-        f"{time.perf_counter() - started:.1f}s; the collection holds {total} chunks"
+        f"ingested {result.documents} documents, {result.chunks} chunks in {seconds:.1f}s; "
+        f"{result.skipped} unchanged, {len(result.pruned)} pruned, {len(result.failed)} failed; "
+        f"the collection holds {total} chunks"
     )
-    for source, reason in report.failed.items():
+    for source, reason in result.failed.items():
         console.print(f"[yellow]failed:[/yellow] {source}: {reason}")
-    if report.failed:
+    if report is not None:
+        report.write_text(
+            json.dumps(
+                {
+                    "documents": result.documents,
+                    "chunks": result.chunks,
+                    "skipped": result.skipped,
+                    "pruned": result.pruned,
+                    "failed": result.failed,
+                    "points": total,
+                    "seconds": round(seconds, 2),
+                    "status": "partial" if result.failed else "ok",
+                },
+                indent=2,
+            )
+        )
+    if result.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
 

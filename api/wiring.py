@@ -14,6 +14,7 @@ from core.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
+from ingest.manifest import SqliteManifest
 from ingest.parse import UnstructuredParser
 from ingest.pipeline import Indexer
 from retrieval.extractive import ExtractiveGenerator
@@ -83,12 +84,20 @@ class AppContext:
         return StructureChunker(self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
 
     @cached_property
+    def manifest(self) -> SqliteManifest:
+        return SqliteManifest(
+            self.settings.data_dir / "manifest.sqlite3", self.settings.store.collection
+        )
+
+    @cached_property
     def indexer(self) -> Indexer:
         return Indexer(self.embedder, self.sparse, self.store, self.settings.ingest.batch_size)
 
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+        if "manifest" in self.__dict__:
+            self.manifest.close()
 
 
 def build_app_context(settings: Settings) -> AppContext:
