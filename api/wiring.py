@@ -77,7 +77,7 @@ class AppContext:
 
     @cached_property
     def parser(self) -> UnstructuredParser:
-        return UnstructuredParser()
+        return UnstructuredParser(max_bytes=int(self.settings.ingest.max_file_mb * 2**20))
 
     @cached_property
     def chunker(self) -> StructureChunker:

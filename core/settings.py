@@ -51,6 +51,7 @@ class IngestSettings(BaseModel):
     chunk_size: int = Field(default=1200, ge=100)
     chunk_overlap: int = Field(default=150, ge=0)
     batch_size: int = Field(default=64, ge=1)
+    max_file_mb: float = Field(default=50.0, gt=0)
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> IngestSettings:

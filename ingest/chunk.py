@@ -103,6 +103,8 @@ class StructureChunker:
                 if element.kind in _WHOLE_KINDS:
                     flush()
         flush()
+        if not groups and section.path:  # only titles (a cover page, a slide title): keep them
+            groups.append(("", document.elements[0].page, ["\n".join(section.path)]))
         return self._to_chunks(document, groups)
 
     def _to_chunks(

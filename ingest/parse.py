@@ -57,30 +57,91 @@ def table_text(html: str) -> str:
     return "\n".join(" | ".join(row) for row in parser.rows if row)
 
 
-def _partitioner(suffix: str) -> Callable[..., list[Any]]:
+_TEXT_FORMATS = frozenset({"md", "txt", "html"})
+_BY_SUFFIX = {
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "txt",
+    ".text": "txt",
+    ".html": "html",
+    ".htm": "html",
+    ".docx": "docx",
+    ".pdf": "pdf",
+}
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    """The format by content first (magic bytes), then by extension.
+
+    A PDF or a DOCX saved under another name is still parsed as what it is; a text
+    extension on binary content is refused rather than indexed as garbage.
+    """
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        if b"word/" in head or path.suffix.lower() == ".docx":
+            return "docx"
+        raise UnsupportedFormatError(f"{path}: a zip archive that is not a DOCX document")
+    sniff = head[:512].lstrip().lower()
+    if sniff.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    suffix = path.suffix.lower()
+    if suffix not in _BY_SUFFIX:
+        raise UnsupportedFormatError(
+            f"{path}: no parser for {suffix or 'files without an extension'}; supported: "
+            + ", ".join(SUPPORTED_SUFFIXES)
+        )
+    return _BY_SUFFIX[suffix]
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """Bytes of a text file as str: UTF-8 (with or without BOM), UTF-16 by BOM, Windows-1252,
+    else the encoding charset-normalizer finds; binary and undecodable bytes are refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise IngestError(f"{path}: binary content in a text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # Windows-1252 is the usual legacy encoding of Western documents; statistical detection
+    # confuses it with its siblings on short texts, so try it first and keep it when the
+    # result reads like a Western language (mostly ASCII letters around a few accents).
+    try:
+        western = data.decode("cp1252")
+        letters = [c for c in western if c.isalpha()]
+        if letters and sum(c.isascii() for c in letters) / len(letters) >= 0.7:
+            return western
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.chaos > 0.2:
+        raise IngestError(f"{path}: cannot decode the text (not UTF-8, no reliable encoding)")
+    return str(best)
+
+
+def _partition(fmt: str, path: Path, text: str | None) -> list[Any]:
     """Import only the partitioner this file needs (each pulls in its own libraries)."""
-    if suffix in (".md", ".markdown"):
+    if fmt == "md":
         from unstructured.partition.md import partition_md
 
-        return partition_md
-    if suffix in (".html", ".htm"):
+        return list(partition_md(text=text))
+    if fmt == "html":
         from unstructured.partition.html import partition_html
 
-        return partition_html
-    if suffix in (".txt", ".text"):
+        return list(partition_html(text=text))
+    if fmt == "txt":
         from unstructured.partition.text import partition_text
 
-        return partition_text
-    if suffix == ".docx":
+        return list(partition_text(text=text))
+    if fmt == "docx":
         from unstructured.partition.docx import partition_docx
 
-        return partition_docx
-    if suffix == ".pdf":
-        return partition_pdf_text_layer
-    raise UnsupportedFormatError(
-        f"no parser for {suffix or 'files without an extension'}; supported: "
-        + ", ".join(SUPPORTED_SUFFIXES)
-    )
+        return list(partition_docx(filename=str(path)))
+    return list(partition_pdf_text_layer(str(path)))
 
 
 @dataclass(slots=True)
@@ -173,24 +234,34 @@ def _element(raw: Any) -> Element | None:
 
 
 class UnstructuredParser:
-    """`Parser` on unstructured's per-format partitioners."""
+    """`Parser` on unstructured's per-format partitioners (pdfminer for PDF)."""
+
+    def __init__(self, max_bytes: int = 50 * 2**20) -> None:
+        self._max_bytes = max_bytes
 
     def parse(self, path: str, source: str | None = None) -> ParsedDocument:
         file = Path(path)
-        partition = _partitioner(file.suffix.lower())
         try:
+            size = file.stat().st_size
+            if size > self._max_bytes:
+                raise IngestError(
+                    f"{path}: {size / 2**20:.1f} MiB is over the {self._max_bytes / 2**20:.0f} "
+                    "MiB limit (RAG_INGEST__MAX_FILE_MB)"
+                )
             data = file.read_bytes()
         except OSError as exc:
             raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
         if not data.strip():
             raise IngestError(f"{path}: the file is empty")
+        fmt = detect_format(file, data[:4096])
+        text = decode_text(file, data) if fmt in _TEXT_FORMATS else None
         try:
-            raw_elements = partition(filename=str(file))
-        except Exception as exc:
-            raise IngestError(f"{path}: {type(exc).__name__}: {exc}") from exc
+            raw_elements = _partition(fmt, file, text)
+        except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on bad input
+            raise IngestError(f"{path}: {_reason(exc)}") from exc
         elements = tuple(e for e in map(_element, raw_elements) if e is not None)
         if not elements:
-            raise IngestError(f"{path}: no text could be extracted")
+            raise IngestError(f"{path}: no text could be extracted (a scanned PDF needs OCR)")
         titles = [e.text for e in elements if e.kind == "Title"]
         return ParsedDocument(
             source=source or file.name,
@@ -198,3 +269,10 @@ class UnstructuredParser:
             elements=elements,
             content_hash=hashlib.sha256(data).hexdigest(),
         )
+
+
+def _reason(exc: Exception) -> str:
+    name = type(exc).__name__
+    if "Password" in name or "Encrypt" in name:
+        return f"the document is encrypted ({name})"
+    return f"{name}: {exc}" if str(exc) else name

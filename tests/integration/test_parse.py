@@ -47,8 +47,10 @@ def test_empty_and_unknown_files_fail_with_a_reason(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(IngestError, match="empty"):
         UnstructuredParser().parse(str(empty))
+    photo = tmp_path / "photo.xyz"
+    photo.write_bytes(b"\x89PNG not really")
     with pytest.raises(UnsupportedFormatError, match="supported"):
-        UnstructuredParser().parse(str(tmp_path / "photo.xyz"))
+        UnstructuredParser().parse(str(photo))
 
 
 def test_corrupt_pdf_is_an_ingest_error(tmp_path: Path) -> None:

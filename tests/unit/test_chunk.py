@@ -99,3 +99,8 @@ def test_embedding_text_carries_title_and_section() -> None:
         _doc(Element("Store", "Title"), Element("Body.", "NarrativeText"))
     )[0]
     assert embedding_text(chunk) == "Notes > Store\nBody."
+
+
+def test_a_document_of_titles_only_still_yields_a_chunk() -> None:
+    chunks = StructureChunker(1000, 100).chunk(_doc(Element("Quarterly review", "Title")))
+    assert [c.text for c in chunks] == ["Quarterly review"]

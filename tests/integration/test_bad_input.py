@@ -1,0 +1,126 @@
+"""Every kind of bad file gets a clear reason in the report, and the batch goes on.
+
+The corpus is generated here, one file per failure mode, next to good files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+
+from api.wiring import build_app_context
+from core.settings import Settings
+from ingest.parse import SUPPORTED_SUFFIXES, UnstructuredParser
+from ingest.pipeline import discover, ingest_paths
+
+pytestmark = pytest.mark.integration
+
+
+def _pdf(path: Path, text: str, password: str | None = None) -> None:
+    pdf = FPDF()
+    if password:
+        pdf.set_encryption(owner_password="owner", user_password=password)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+
+
+def _bad_corpus(folder: Path) -> dict[str, str]:
+    """Files and the phrase their failure reason must contain ('' = must succeed)."""
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nA perfectly fine note about oceans.\n")
+    (folder / "latin1.txt").write_bytes(
+        "Caf\xe9 cr\xe8me br\xfbl\xe9e recipe notes, with d\xe9tails.\n".encode("latin-1") * 3
+    )
+    (folder / "disguised.txt").write_bytes(b"")  # replaced below by a real PDF
+    _pdf(folder / "disguised.txt", "A PDF saved under a .txt name is still parsed as a PDF.")
+    _pdf(folder / "real.pdf", "An ordinary PDF document about rivers and lakes.")
+    (folder / "empty.md").write_bytes(b"")
+    (folder / "blank.txt").write_text("   \n\n  ")
+    (folder / "binary.md").write_bytes(bytes(range(256)) * 8)
+    # Invalid UTF-8 mixed with control bytes: no encoding reads it as text.
+    (folder / "undecodable.txt").write_bytes(
+        bytes([0xC3, 0x28, 0x01, 0x02, 0xA0, 0xA1, 0x07, 0x1B]) * 300
+    )
+    (folder / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage")
+    good_pdf = (folder / "real.pdf").read_bytes()
+    (folder / "truncated.pdf").write_bytes(good_pdf[: len(good_pdf) // 3])
+    _pdf(folder / "encrypted.pdf", "Secret text.", password="s3cret")
+    (folder / "huge.md").write_text("# Big\n\n" + "word " * 300_000)  # ~1.5 MB
+    (folder / "zip.docx").write_bytes(b"PK\x03\x04" + b"\x00" * 200)
+    return {
+        "good.md": "",
+        "latin1.txt": "",
+        "disguised.txt": "",
+        "real.pdf": "",
+        "empty.md": "empty",
+        "blank.txt": "empty",
+        "binary.md": "binary content",
+        "undecodable.txt": "cannot decode",
+        "corrupt.pdf": "",  # message varies by pdfminer version; any reason is fine
+        "truncated.pdf": "",
+        "encrypted.pdf": "encrypted",
+        "huge.md": "over the 1 MiB limit",
+        "zip.docx": "",
+    }
+
+
+def test_each_bad_file_fails_with_its_reason_and_the_rest_is_ingested(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "corpus"
+    expected = _bad_corpus(folder)
+    settings.ingest.max_file_mb = 1.0
+    ctx = build_app_context(settings)
+    try:
+        report = ingest_paths(
+            discover(folder, SUPPORTED_SUFFIXES),
+            ctx.parser,
+            ctx.chunker,
+            ctx.indexer,
+            root=folder,
+            manifest=ctx.manifest,
+        )
+        failed = {Path(k).name: v for k, v in report.failed.items()}
+        must_succeed = {"good.md", "latin1.txt", "disguised.txt", "real.pdf"}
+        assert must_succeed.isdisjoint(failed), failed
+        assert report.documents == len(must_succeed)
+        must_fail = set(expected) - must_succeed
+        assert set(failed) == must_fail, failed
+        for name, phrase in expected.items():
+            if name in failed:
+                assert name in failed[name]  # every reason names its file
+                assert phrase in failed[name], (name, failed[name])
+        latin = ctx.service.search("crème brûlée", filters={"source": "latin1.txt"})
+        assert "Café crème" in latin[0].chunk.text
+    finally:
+        ctx.close()
+
+
+def test_a_path_that_vanishes_mid_run_is_recorded(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "vanish"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nStays.\n")
+    (folder / "b.md").write_text("# B\n\nVanishes.\n")
+    files = discover(folder, SUPPORTED_SUFFIXES)
+    (folder / "b.md").unlink()
+    ctx = build_app_context(settings)
+    try:
+        report = ingest_paths(files, ctx.parser, ctx.chunker, ctx.indexer, root=folder)
+    finally:
+        ctx.close()
+    assert report.documents == 1
+    assert "No such file" in report.failed[str(folder / "b.md")]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_file_is_recorded(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.md"
+    locked.write_text("# Locked\n")
+    locked.chmod(0)
+    with pytest.raises(Exception, match="Permission denied"):
+        UnstructuredParser().parse(str(locked))
