@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import statistics
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -257,7 +256,7 @@ class UnstructuredParser:
         text = decode_text(file, data) if fmt in _TEXT_FORMATS else None
         try:
             raw_elements = _partition(fmt, file, text)
-        except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on bad input
+        except Exception as exc:
             raise IngestError(f"{path}: {_reason(exc)}") from exc
         elements = tuple(e for e in map(_element, raw_elements) if e is not None)
         if not elements:
