@@ -256,7 +256,7 @@ class UnstructuredParser:
         text = decode_text(file, data) if fmt in _TEXT_FORMATS else None
         try:
             raw_elements = _partition(fmt, file, text)
-        except Exception as exc:
+        except Exception as exc:  # third-party parsers raise anything on bad input
             raise IngestError(f"{path}: {_reason(exc)}") from exc
         elements = tuple(e for e in map(_element, raw_elements) if e is not None)
         if not elements:
