@@ -68,9 +68,22 @@ class StructureChunker:
 
     def _pieces(self, element: Element) -> list[str]:
         text = element.text.strip()
-        if len(text) <= self._size or element.kind in _WHOLE_KINDS:
+        if len(text) <= self._size or element.kind == "CodeSnippet":
             return [text] if text else []
+        if element.kind == "Table":
+            return self._table_parts(text)
         return [piece for piece in self._splitter.split_text(text) if piece.strip()]
+
+    def _table_parts(self, table: str) -> list[str]:
+        """A long table cut between rows, each part led by the header row (never mid-row)."""
+        header, *rows = table.splitlines()
+        parts: list[list[str]] = [[]]
+        for row in rows:
+            size = len(header) + sum(len(r) + 1 for r in parts[-1])
+            if parts[-1] and size + len(row) > self._size:
+                parts.append([])
+            parts[-1].append(row)
+        return ["\n".join([header, *part]) for part in parts]
 
     def chunk(self, document: ParsedDocument) -> list[Chunk]:
         groups: list[tuple[str, int | None, list[str]]] = []  # (section, page, texts)

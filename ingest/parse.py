@@ -10,6 +10,7 @@ batch goes on. See docs/adr/0004-parsing-offline.md.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import statistics
 from collections import Counter
@@ -21,7 +22,22 @@ from typing import Any
 from core.errors import IngestError, UnsupportedFormatError
 from core.types import Element, ParsedDocument
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".text", ".html", ".htm", ".docx", ".pdf")
+SUPPORTED_SUFFIXES = (
+    ".md",
+    ".markdown",
+    ".txt",
+    ".text",
+    ".html",
+    ".htm",
+    ".docx",
+    ".pdf",
+    ".pptx",
+    ".xlsx",
+    ".csv",
+    ".eml",
+    ".json",
+    ".jsonl",
+)
 _KIND_ALIASES = {"UncategorizedText": "NarrativeText"}
 _BULLETS = ("- ", "• ", "* ")
 
@@ -56,17 +72,14 @@ def table_text(html: str) -> str:
     return "\n".join(" | ".join(row) for row in parser.rows if row)
 
 
-_TEXT_FORMATS = frozenset({"md", "txt", "html"})
-_BY_SUFFIX = {
-    ".md": "md",
-    ".markdown": "md",
-    ".txt": "txt",
-    ".text": "txt",
-    ".html": "html",
-    ".htm": "html",
-    ".docx": "docx",
-    ".pdf": "pdf",
-}
+_TEXT_FORMATS = frozenset({"md", "txt", "html", "csv", "json", "jsonl"})
+_BY_SUFFIX: dict[str, str] = {
+    ".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", ".html": "html",
+    ".htm": "html", ".docx": "docx", ".pdf": "pdf", ".pptx": "pptx", ".xlsx": "xlsx",
+    ".csv": "csv", ".eml": "eml", ".json": "json", ".jsonl": "jsonl",
+}  # fmt: skip
+_OOXML: dict[bytes, str] = {b"word/": "docx", b"ppt/": "pptx", b"xl/": "xlsx"}
+_EMAIL_HEADERS = (b"from:", b"received:", b"return-path:", b"message-id:", b"mime-version:")
 
 
 def detect_format(path: Path, head: bytes) -> str:
@@ -77,14 +90,19 @@ def detect_format(path: Path, head: bytes) -> str:
     """
     if head.startswith(b"%PDF-"):
         return "pdf"
+    suffix = path.suffix.lower()
     if head.startswith(b"PK\x03\x04"):
-        if b"word/" in head or path.suffix.lower() == ".docx":
-            return "docx"
-        raise UnsupportedFormatError(f"{path}: a zip archive that is not a DOCX document")
+        for marker, fmt in _OOXML.items():
+            if marker in head:
+                return fmt
+        if _BY_SUFFIX.get(suffix) in _OOXML.values():
+            return _BY_SUFFIX[suffix]  # parts listed past the sniffed head
+        raise UnsupportedFormatError(f"{path}: a zip archive that is not a DOCX/PPTX/XLSX file")
     sniff = head[:512].lstrip().lower()
     if sniff.startswith((b"<!doctype html", b"<html")):
         return "html"
-    suffix = path.suffix.lower()
+    if suffix not in (".json", ".jsonl", ".eml") and sniff.startswith(_EMAIL_HEADERS):
+        return "eml"
     if suffix not in _BY_SUFFIX:
         raise UnsupportedFormatError(
             f"{path}: no parser for {suffix or 'files without an extension'}; supported: "
@@ -140,7 +158,63 @@ def _partition(fmt: str, path: Path, text: str | None) -> list[Any]:
         from unstructured.partition.docx import partition_docx
 
         return list(partition_docx(filename=str(path)))
+    if fmt == "pptx":
+        from unstructured.partition.pptx import partition_pptx
+
+        return list(partition_pptx(filename=str(path)))
+    if fmt == "xlsx":
+        from unstructured.partition.xlsx import partition_xlsx
+
+        elements: list[Any] = []
+        for table in partition_xlsx(filename=str(path)):
+            sheet = getattr(table.metadata, "page_name", None)
+            if sheet:  # the sheet name titles its table
+                elements.append(Element(str(sheet), "Title", table.metadata.page_number, 0))
+            elements.append(table)
+        return elements
+    if fmt == "csv":
+        from unstructured.partition.csv import partition_csv
+
+        return list(partition_csv(file=io.BytesIO((text or "").encode("utf-8"))))
+    if fmt == "eml":
+        from unstructured.partition.email import partition_email
+
+        body = list(partition_email(filename=str(path)))  # MIME parts carry their charsets
+        subject = getattr(body[0].metadata, "subject", None) if body else None
+        return ([Element(str(subject), "Title", None, 0)] if subject else []) + body
+    if fmt in ("json", "jsonl"):
+        return partition_json(path, text or "", lines=fmt == "jsonl")
     return list(partition_pdf_text_layer(str(path)))
+
+
+def _flatten(value: Any, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [line for k, v in value.items() for line in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(value, list):
+        return [line for i, v in enumerate(value) for line in _flatten(v, f"{prefix}{i}.")]
+    return [f"{prefix.rstrip('.')}: {value}"] if prefix else [str(value)]
+
+
+def partition_json(path: Path, text: str, lines: bool) -> list[Element]:
+    """One element per record (a JSONL line, or an item of a top-level array), as
+    `key.path: value` lines, so field names are searchable beside their values."""
+    import json
+
+    try:
+        records = (
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+            if lines
+            else json.loads(text)
+        )
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{path}: invalid JSON ({exc})") from exc
+    if not lines and not isinstance(records, list):
+        records = [records]
+    return [
+        Element("\n".join(_flatten(r)), "NarrativeText")
+        for r in records
+        if r not in (None, "", [], {})
+    ]
 
 
 @dataclass(slots=True)

@@ -65,3 +65,67 @@ def test_table_html_flattens_to_rows() -> None:
         table_text("<table><tr><th>a</th><td>b</td></tr><tr><td>1</td><td> 2 </td></tr></table>")
         == "a | b\n1 | 2"
     )
+
+
+def _office_samples(folder: Path) -> None:
+    import openpyxl
+    from pptx import Presentation
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Quarterly Plan"
+    slide.placeholders[1].text = "Grow revenue by 10 percent\nHire two engineers"
+    deck.save(str(folder / "plan.pptx"))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Budget"
+    for row in (["item", "cost"], ["servers", 1200], ["licenses", 300]):
+        sheet.append(row)
+    book.save(str(folder / "budget.xlsx"))
+    (folder / "people.csv").write_text("name,role\nAda,engineer\nGrace,admiral\n")
+    (folder / "release.eml").write_text(
+        "From: ada@example.com\nTo: team@example.com\nSubject: Release plan\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+        "The release ships on Friday after the final review.\n"
+    )
+    (folder / "config.json").write_text('{"service": {"name": "search", "replicas": 3}}')
+    (folder / "events.jsonl").write_text(
+        '{"event": "deploy", "version": "1.2"}\n\n{"event": "rollback", "version": "1.1"}\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "kinds", "phrase"),
+    [
+        ("plan.pptx", "Quarterly Plan", {"Title", "NarrativeText"}, "Hire two engineers"),
+        ("budget.xlsx", "Budget", {"Title", "Table"}, "servers | 1200"),
+        ("people.csv", "people", {"Table"}, "Ada | engineer"),
+        ("release.eml", "Release plan", {"Title"}, "ships on Friday"),
+        ("config.json", "config", {"NarrativeText"}, "service.replicas: 3"),
+        ("events.jsonl", "events", {"NarrativeText"}, "event: rollback"),
+    ],
+)
+def test_office_mail_and_data_formats(
+    tmp_path: Path, name: str, title: str, kinds: set[str], phrase: str
+) -> None:
+    _office_samples(tmp_path)
+    document = UnstructuredParser().parse(str(tmp_path / name))
+    assert document.title == title
+    assert kinds <= {e.kind for e in document.elements}
+    assert any(phrase in e.text for e in document.elements)
+
+
+def test_jsonl_records_become_separate_elements(tmp_path: Path) -> None:
+    _office_samples(tmp_path)
+    document = UnstructuredParser().parse(str(tmp_path / "events.jsonl"))
+    assert [e.text for e in document.elements] == [
+        "event: deploy\nversion: 1.2",
+        "event: rollback\nversion: 1.1",
+    ]
+
+
+def test_office_files_under_a_wrong_name_are_detected_by_content(tmp_path: Path) -> None:
+    _office_samples(tmp_path)
+    renamed = tmp_path / "deck.md"
+    renamed.write_bytes((tmp_path / "plan.pptx").read_bytes())
+    assert UnstructuredParser().parse(str(renamed)).title == "Quarterly Plan"

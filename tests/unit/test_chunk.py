@@ -43,15 +43,26 @@ def test_small_elements_are_packed_up_to_the_size_limit() -> None:
     assert all(p.text in joined for p in paragraphs)
 
 
-def test_tables_and_code_are_never_split() -> None:
-    table = "\n".join(f"row {i} | value {i}" for i in range(60))  # far over the limit
+def test_code_blocks_are_never_split() -> None:
+    code = "\n".join(f"line_{i} = {i}" for i in range(60))  # far over the limit
     doc = _doc(
         Element("intro", "NarrativeText"),
-        Element(table, "Table"),
+        Element(code, "CodeSnippet"),
         Element("outro", "NarrativeText"),
     )
     chunks = StructureChunker(200, 20).chunk(doc)
-    assert [c.text for c in chunks] == ["intro", table, "outro"]
+    assert [c.text for c in chunks] == ["intro", code, "outro"]
+
+
+def test_long_tables_are_cut_between_rows_and_repeat_their_header() -> None:
+    rows = [f"row {i} | value {i}" for i in range(60)]
+    table = "\n".join(["name | value", *rows])
+    chunks = StructureChunker(200, 20).chunk(_doc(Element(table, "Table")))
+    assert len(chunks) > 1
+    assert all(c.text.startswith("name | value\n") for c in chunks)
+    assert all(len(c.text) <= 200 for c in chunks)
+    body = [line for c in chunks for line in c.text.splitlines()[1:]]
+    assert body == rows  # every row once, in order, whole
 
 
 def test_long_paragraphs_are_split_with_overlap() -> None:
