@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from core.errors import RagError
 from core.settings import get_settings
-from core.types import Answer, ScoredChunk, SearchMode
+from core.types import Answer, ParsedDocument, ScoredChunk, SearchMode
 from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
@@ -101,22 +102,62 @@ def ingest(
     try:
         files = discover(path, SUPPORTED_SUFFIXES)
         root = path if path.is_dir() else path.parent
-        result = ingest_paths(
-            files,
-            ctx.parser,
-            ctx.chunker,
-            ctx.indexer,
-            root=root,
-            manifest=ctx.manifest,
-            prune=prune,
-            on_document=lambda doc, n: console.print(f"  {doc.source}: {n} chunks"),
-        )
+        with Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("ingest", total=len(files), chunks=0, rate=0.0)
+            counted = {"chunks": 0}
+
+            def advance(document: ParsedDocument, chunks: int) -> None:
+                counted["chunks"] += chunks
+                rate = counted["chunks"] / max(time.perf_counter() - started, 1e-6)
+                progress.update(task, advance=1, chunks=counted["chunks"], rate=rate)
+                progress.console.print(f"  {document.source}: {chunks} chunks")
+
+            result = ingest_paths(
+                files,
+                ctx.parser,
+                ctx.chunker,
+                ctx.indexer,
+                root=root,
+                manifest=ctx.manifest,
+                prune=prune,
+                on_document=advance,
+                workers=ctx.settings.ingest.parse_workers,
+            )
+            progress.update(task, completed=len(files))
         total = ctx.store.count()
     except RagError as exc:
         _fail(exc)
     finally:
         ctx.close()
     seconds = time.perf_counter() - started
+    summary = Table(
+        "ingested",
+        "chunks",
+        "unchanged",
+        "pruned",
+        "failed",
+        "seconds",
+        "chunks/s",
+        "points in collection",
+    )
+    summary.add_row(
+        str(result.documents),
+        str(result.chunks),
+        str(result.skipped),
+        str(len(result.pruned)),
+        str(len(result.failed)),
+        f"{seconds:.1f}",
+        f"{result.chunks / seconds:.1f}",
+        str(total),
+    )
+    console.print(summary)
     console.print(
         f"ingested {result.documents} documents, {result.chunks} chunks in {seconds:.1f}s; "
         f"{result.skipped} unchanged, {len(result.pruned)} pruned, {len(result.failed)} failed; "

@@ -52,6 +52,7 @@ class IngestSettings(BaseModel):
     chunk_overlap: int = Field(default=150, ge=0)
     batch_size: int = Field(default=64, ge=1)
     max_file_mb: float = Field(default=50.0, gt=0)
+    parse_workers: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> IngestSettings:

@@ -185,8 +185,15 @@ def beir(
     out: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first n queries.")] = None,
     mode: Annotated[list[SearchMode] | None, typer.Option(help="Repeatable.")] = None,
+    whole_docs: Annotated[
+        bool, typer.Option(help="Index each document as one chunk instead of chunking it.")
+    ] = False,
 ) -> None:
-    """nDCG@10, Recall@100, MRR@10 and latency of the default pipeline on a BEIR folder."""
+    """nDCG@10, Recall@100, MRR@10 and latency of the default pipeline on a BEIR folder.
+
+    Documents are chunked like any ingested file (RAG_INGEST__CHUNK_SIZE); a document's
+    rank is its best chunk's rank.
+    """
     from eval.datasets import load_beir
     from eval.retrieval import evaluate
 
@@ -253,7 +260,7 @@ def qa(
             for r in rows
         ]
         with _progress() as task:
-            retriever, store = _retriever_for(settings, dataset, task)
+            retriever, store = _retriever_for(settings, dataset, task, settings.ingest.chunk_size)
             from api.wiring import build_app_context
 
             generator = build_app_context(settings).generator
@@ -287,12 +294,14 @@ def qa(
     )
 
 
+#: Each config changes the default pipeline (chunked at RAG_INGEST__CHUNK_SIZE) in one way.
 MATRIX: dict[str, dict[str, Any]] = {
     "dense": {"retrieval": {"mode": "dense"}},
     "bm25": {"retrieval": {"mode": "sparse"}},
     "hybrid-rrf": {},
     "hybrid-weighted-bm25x2": {"retrieval": {"sparse_weight": 2.0}},
     "hybrid-mmr-0.7": {"retrieval": {"mmr_lambda": 0.7}},
+    "hybrid-whole-docs": {"chunk_size": None},
     "hybrid-chunks-600": {"chunk_size": 600},
     "hybrid-L3-model": {"embedding": {"model": "paraphrase-MiniLM-L3-v2"}},
     "hybrid-rerank": {"rerank": True},
@@ -336,9 +345,10 @@ def matrix(
                 if section in ("retrieval", "embedding")
             },
         )
+        chunk_size = change.get("chunk_size", base.ingest.chunk_size)
         with _progress() as task:
-            retriever, store = _retriever_for(settings, dataset, task, change.get("chunk_size"))
-            fetch = 200 if change.get("chunk_size") else None
+            retriever, store = _retriever_for(settings, dataset, task, chunk_size)
+            fetch = 200 if chunk_size else None
             result = evaluate(
                 dataset,
                 retriever,

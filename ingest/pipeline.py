@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,29 +56,112 @@ class Indexer:
         self._batch_size = batch_size
         store.ensure_collection(embedder.dim)
 
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def embed(
+        self, chunks: Sequence[Chunk], dense: Sequence[Sequence[float]] | None = None
+    ) -> list[IndexedChunk]:
+        """Dense + sparse vectors for one batch; `dense` (one per chunk) skips the model."""
+        texts = [embedding_text(chunk) for chunk in chunks]
+        vectors = self._embedder.embed_documents(texts) if dense is None else dense
+        sparse = self._sparse.encode_documents(texts)
+        return [IndexedChunk(c, d, s) for c, d, s in zip(chunks, vectors, sparse, strict=True)]
+
+    def write(self, points: Sequence[IndexedChunk]) -> None:
+        self._store.upsert(points)
+
     def index(
         self, chunks: Sequence[Chunk], dense_vectors: Sequence[Sequence[float]] | None = None
     ) -> None:
         """Embed and upsert in batches; `dense_vectors` (one per chunk) skips the dense model."""
         for start in range(0, len(chunks), self._batch_size):
-            batch = chunks[start : start + self._batch_size]
-            texts = [embedding_text(chunk) for chunk in batch]
-            if dense_vectors is None:
-                dense = self._embedder.embed_documents(texts)
-            else:
-                dense = [list(v) for v in dense_vectors[start : start + self._batch_size]]
-            sparse = self._sparse.encode_documents(texts)
-            self._store.upsert(
-                [IndexedChunk(c, d, s) for c, d, s in zip(batch, dense, sparse, strict=True)]
+            end = start + self._batch_size
+            self.write(
+                self.embed(
+                    chunks[start:end], None if dense_vectors is None else dense_vectors[start:end]
+                )
             )
+
+    def finish_source(self, source: str, keep_ids: Sequence[str]) -> None:
+        """Drop the source's points that its new version no longer has."""
+        self._store.delete_by_source(source, keep_ids=keep_ids)
 
     def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
         """Write a source's new chunks, then drop the ones it no longer has."""
         self.index(chunks)
-        self._store.delete_by_source(source, keep_ids=[c.id for c in chunks])
+        self.finish_source(source, [c.id for c in chunks])
 
     def delete_source(self, source: str) -> None:
         self._store.delete_by_source(source)
+
+
+class StreamingWriter:
+    """Batches chunks across sources and overlaps each upsert with the next embedding.
+
+    Small documents fill a model batch together, so the embedder always runs full
+    batches; the store write of batch N runs in a background thread while batch N+1 is
+    embedded. A source is finished (stale points deleted, `on_complete` called) only
+    once every one of its chunks is stored, which keeps the manifest protocol safe.
+    """
+
+    def __init__(
+        self, indexer: Indexer, on_complete: Callable[[str, list[str]], None] | None = None
+    ) -> None:
+        self._indexer = indexer
+        self._on_complete = on_complete
+        self._buffer: list[Chunk] = []
+        self._remaining: dict[str, int] = {}
+        self._ids: dict[str, list[str]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert")
+        self._inflight: tuple[Future[None], Counter[str]] | None = None
+
+    def add(self, source: str, chunks: Sequence[Chunk]) -> None:
+        self._ids[source] = [c.id for c in chunks]
+        self._remaining[source] = len(chunks)
+        if not chunks:
+            self._complete(source)
+            return
+        self._buffer.extend(chunks)
+        while len(self._buffer) >= self._indexer.batch_size:
+            batch = self._buffer[: self._indexer.batch_size]
+            del self._buffer[: self._indexer.batch_size]
+            self._submit(batch)
+
+    def _submit(self, batch: list[Chunk]) -> None:
+        points = self._indexer.embed(batch)  # runs while the previous batch is written
+        self._settle()
+        future = self._pool.submit(self._indexer.write, points)
+        self._inflight = (future, Counter(c.source for c in batch))
+
+    def _settle(self) -> None:
+        if self._inflight is None:
+            return
+        future, counts = self._inflight
+        self._inflight = None
+        future.result()  # re-raises a failed write here, in the caller's thread
+        for source, written in counts.items():
+            self._remaining[source] -= written
+            if self._remaining[source] == 0:
+                self._complete(source)
+
+    def _complete(self, source: str) -> None:
+        ids = self._ids.pop(source)
+        del self._remaining[source]
+        self._indexer.finish_source(source, ids)
+        if self._on_complete is not None:
+            self._on_complete(source, ids)
+
+    def close(self) -> None:
+        """Write what is buffered and finish every source; call once, at the end."""
+        try:
+            if self._buffer:
+                batch, self._buffer = self._buffer, []
+                self._submit(batch)
+            self._settle()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def discover(root: Path, suffixes: Iterable[str]) -> list[Path]:
@@ -94,6 +180,43 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    path: Path
+    source: str
+    digest: str
+    document: ParsedDocument | None
+    chunks: list[Chunk]
+    error: str | None
+
+
+def _parse_one(
+    parser: Parser, chunker: StructureChunker, path: Path, source: str, digest: str
+) -> _Parsed:
+    try:
+        document = parser.parse(str(path), source)
+        return _Parsed(path, source, digest, document, chunker.chunk(document), None)
+    except IngestError as exc:
+        return _Parsed(path, source, digest, None, [], str(exc))
+
+
+_WORKER: tuple[Parser, StructureChunker] | None = None
+
+
+def _init_worker(parser: Parser, chunker: StructureChunker) -> None:
+    global _WORKER  # one parser per worker process, built once
+    from core.offline import apply_offline_defaults
+
+    apply_offline_defaults()
+    _WORKER = (parser, chunker)
+
+
+def _parse_in_worker(job: tuple[Path, str, str]) -> _Parsed:
+    assert _WORKER is not None
+    parser, chunker = _WORKER
+    return _parse_one(parser, chunker, *job)
+
+
 def ingest_paths(
     paths: Sequence[Path],
     parser: Parser,
@@ -103,16 +226,19 @@ def ingest_paths(
     manifest: SqliteManifest | None = None,
     prune: bool = False,
     on_document: Callable[[ParsedDocument, int], None] | None = None,
+    workers: int = 1,
 ) -> IngestReport:
     """Parse, chunk and index each file; one bad file is recorded and skipped.
 
     A document's source id is its path relative to `root`, so ids stay stable wherever
     the folder is checked out. With a manifest, unchanged files are skipped without
     parsing, an interrupted run is completed by the next one, and `prune` removes the
-    chunks of sources that are no longer among `paths`.
+    chunks of sources that are no longer among `paths`. `workers` > 1 parses in a
+    process pool while this process embeds and writes.
     """
     report = IngestReport()
     seen: set[str] = set()
+    jobs: list[tuple[Path, str, str]] = []
     for path in paths:
         source = path.relative_to(root).as_posix() if root else path.name
         seen.add(source)
@@ -125,23 +251,51 @@ def ingest_paths(
         if previous and previous.state == "done" and previous.content_hash == digest:
             report.skipped += 1
             continue
-        try:
-            document = parser.parse(str(path), source)
-            chunks = chunker.chunk(document)
-        except IngestError as exc:
-            log.warning("skipped %s: %s", path, exc)
-            report.failed[str(path)] = str(exc)
-            continue
-        ids = [c.id for c in chunks]
-        if manifest:
-            manifest.begin(source, digest, ids)
-        indexer.replace_source(document.source, chunks)
+        jobs.append((path, source, digest))
+
+    documents: dict[str, tuple[ParsedDocument, str]] = {}
+
+    def completed(source: str, ids: list[str]) -> None:
+        document, digest = documents.pop(source)
         if manifest:
             manifest.commit(source, digest, ids)
         report.documents += 1
-        report.chunks += len(chunks)
+        report.chunks += len(ids)
         if on_document is not None:
-            on_document(document, len(chunks))
+            on_document(document, len(ids))
+
+    writer = StreamingWriter(indexer, completed)
+    # "spawn": forked workers would inherit this process's open store files and locks,
+    # and keep them after a crash of the parent, blocking the next run.
+    pool = (
+        ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(parser, chunker),
+        )
+        if workers > 1 and len(jobs) > 1
+        else None
+    )
+    try:
+        results: Iterable[_Parsed] = (
+            pool.map(_parse_in_worker, jobs)
+            if pool
+            else (_parse_one(parser, chunker, *job) for job in jobs)
+        )
+        for parsed in results:
+            if parsed.document is None:
+                log.warning("skipped %s: %s", parsed.path, parsed.error)
+                report.failed[str(parsed.path)] = str(parsed.error)
+                continue
+            documents[parsed.source] = (parsed.document, parsed.digest)
+            if manifest:
+                manifest.begin(parsed.source, parsed.digest, [c.id for c in parsed.chunks])
+            writer.add(parsed.source, parsed.chunks)
+    finally:
+        writer.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if prune and manifest:
         for record in manifest.sources():
             if record.source not in seen:

@@ -150,3 +150,24 @@ def test_kill_9_mid_batch_then_rerun_completes_without_duplicates_or_orphans(
         assert len(ctx.manifest.sources()) == 80
     finally:
         ctx.close()
+
+
+def test_a_parse_pool_gives_the_same_index_as_in_process_parsing(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pool"
+    _write_corpus(folder, 12)
+    report = ingest_paths(
+        discover(folder, SUPPORTED_SUFFIXES),
+        ctx.parser,
+        ctx.chunker,
+        ctx.indexer,
+        root=folder,
+        manifest=ctx.manifest,
+        workers=2,
+    )
+    expected = sum(
+        len(ctx.chunker.chunk(ctx.parser.parse(str(p), p.name))) for p in sorted(folder.iterdir())
+    )
+    assert (report.documents, report.chunks) == (12, expected)
+    assert ctx.store.count() == expected
