@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve test test-unit lint fmt lock bench-store eval eval-gate eval-beir eval-qa eval-matrix clean
+.PHONY: help setup demo serve test test-unit lint fmt lock bench-ingest bench-store eval eval-gate eval-beir eval-qa eval-matrix clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ fmt: setup ## Format and autofix with ruff
 lock: ## Re-resolve requirements.lock from pyproject.toml (then run `make setup`)
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+
+bench-ingest: setup ## Ingest throughput vs embed-only and LangChain: DATA=<BEIR dir> [OUT=f.json] [LIMIT=n]
+	$(PY) -m eval.bench_ingest $(DATA) $(if $(OUT),--out $(OUT)) $(if $(LIMIT),--limit $(LIMIT))
 
 bench-store: setup ## Latency of the embedded engine vs qdrant-client local mode (POINTS=20000)
 	$(PY) -m eval.bench_store --points $(or $(POINTS),20000) $(if $(OUT),--out $(OUT))
