@@ -83,6 +83,10 @@ def ingest(
         bool, typer.Option(help="Delete the chunks of sources no longer under PATH.")
     ] = False,
     report: Annotated[Path | None, typer.Option(help="Write the run's report as JSON.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant that owns these documents.")] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="Access group allowed to read them (repeatable).")
+    ] = None,
 ) -> None:
     """Parse, chunk, embed and upsert documents; unchanged files are skipped.
 
@@ -129,6 +133,11 @@ def ingest(
                 prune=prune,
                 on_document=advance,
                 workers=ctx.settings.ingest.parse_workers,
+                metadata={
+                    "pipeline_version": ctx.pipeline_version,
+                    **({"tenant": tenant} if tenant else {}),
+                    **({"access_groups": group} if group else {}),
+                },
             )
             progress.update(task, completed=len(files))
         total = ctx.store.count()

@@ -93,6 +93,15 @@ class AppContext:
     def indexer(self) -> Indexer:
         return Indexer(self.embedder, self.sparse, self.store, self.settings.ingest.batch_size)
 
+    @property
+    def pipeline_version(self) -> str:
+        """What produced a chunk: stamped on every chunk, so a re-index can be audited."""
+        ingest = self.settings.ingest
+        return (
+            f"embed={self.embedder.name};sparse={self.sparse.name};"
+            f"chunk=structure/{ingest.chunk_size}/{ingest.chunk_overlap}"
+        )
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()

@@ -43,7 +43,8 @@ class Chunk:
     page: int | None
     index: int
     content_hash: str
-    metadata: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    #: element_types, tenant, access_groups, ingested_at, pipeline_version, ... (payload `meta`)
+    metadata: Mapping[str, str | int | float | bool | list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,16 @@ def chunk_id(source: str, text_hash: str, occurrence: int = 0) -> str:
 
 
 @dataclass(slots=True)
+class _Group:
+    """Texts that become one chunk, with where they sit and what they are made of."""
+
+    section: str
+    page: int | None
+    texts: list[str] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
 class _Section:
     path: list[str] = field(default_factory=list)
     depths: list[int] = field(default_factory=list)
@@ -86,47 +96,45 @@ class StructureChunker:
         return ["\n".join([header, *part]) for part in parts]
 
     def chunk(self, document: ParsedDocument) -> list[Chunk]:
-        groups: list[tuple[str, int | None, list[str]]] = []  # (section, page, texts)
+        groups: list[_Group] = []
         section = _Section()
-        current: list[str] = []
-        current_page: int | None = None
-        current_section = ""
+        current = _Group("", None)
 
         def flush() -> None:
             nonlocal current
-            if current:
-                groups.append((current_section, current_page, current))
-            current = []
+            if current.texts:
+                groups.append(current)
+            current = _Group(section.label(), None)
 
         for element in document.elements:
             if element.kind in _TITLE_KINDS:
                 flush()
                 section.enter(element.text.strip(), element.depth)
-                current_section = section.label()
+                current = _Group(section.label(), None)
                 continue
             for piece in self._pieces(element):
-                size = sum(len(t) + 2 for t in current)
+                size = sum(len(t) + 2 for t in current.texts)
                 starts_new = element.kind in _WHOLE_KINDS or len(piece) > self._size
-                if current and (size + len(piece) > self._size or starts_new):
+                if current.texts and (size + len(piece) > self._size or starts_new):
                     flush()
-                if not current:
-                    current_page = element.page
-                    current_section = section.label()
-                current.append(piece)
+                if not current.texts:
+                    current = _Group(section.label(), element.page)
+                current.texts.append(piece)
+                current.kinds.add(element.kind)
                 if element.kind in _WHOLE_KINDS:
                     flush()
         flush()
         if not groups and section.path:  # only titles (a cover page, a slide title): keep them
-            groups.append(("", document.elements[0].page, ["\n".join(section.path)]))
+            groups.append(
+                _Group("", document.elements[0].page, ["\n".join(section.path)], {"Title"})
+            )
         return self._to_chunks(document, groups)
 
-    def _to_chunks(
-        self, document: ParsedDocument, groups: list[tuple[str, int | None, list[str]]]
-    ) -> list[Chunk]:
+    def _to_chunks(self, document: ParsedDocument, groups: list[_Group]) -> list[Chunk]:
         seen: Counter[str] = Counter()
         chunks = []
-        for index, (section_label, page, texts) in enumerate(groups):
-            text = "\n\n".join(texts)
+        for index, group in enumerate(groups):
+            text = "\n\n".join(group.texts)
             digest = content_hash(text)
             chunks.append(
                 Chunk(
@@ -134,10 +142,11 @@ class StructureChunker:
                     source=document.source,
                     text=text,
                     title=document.title,
-                    section=section_label,
-                    page=page,
+                    section=group.section,
+                    page=group.page,
                     index=index,
                     content_hash=digest,
+                    metadata={"element_types": sorted(group.kinds)},
                 )
             )
             seen[digest] += 1

@@ -11,9 +11,10 @@ import hashlib
 import logging
 import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import IngestError
@@ -227,6 +228,7 @@ def ingest_paths(
     prune: bool = False,
     on_document: Callable[[ParsedDocument, int], None] | None = None,
     workers: int = 1,
+    metadata: Mapping[str, str | list[str]] | None = None,
 ) -> IngestReport:
     """Parse, chunk and index each file; one bad file is recorded and skipped.
 
@@ -234,8 +236,10 @@ def ingest_paths(
     the folder is checked out. With a manifest, unchanged files are skipped without
     parsing, an interrupted run is completed by the next one, and `prune` removes the
     chunks of sources that are no longer among `paths`. `workers` > 1 parses in a
-    process pool while this process embeds and writes.
+    process pool while this process embeds and writes. `metadata` (tenant, access
+    groups, pipeline version...) is stamped on every chunk with the ingest time.
     """
+    stamp = {**(metadata or {}), "ingested_at": datetime.now(UTC).isoformat(timespec="seconds")}
     report = IngestReport()
     seen: set[str] = set()
     jobs: list[tuple[Path, str, str]] = []
@@ -291,7 +295,9 @@ def ingest_paths(
             documents[parsed.source] = (parsed.document, parsed.digest)
             if manifest:
                 manifest.begin(parsed.source, parsed.digest, [c.id for c in parsed.chunks])
-            writer.add(parsed.source, parsed.chunks)
+            writer.add(
+                parsed.source, [replace(c, metadata={**c.metadata, **stamp}) for c in parsed.chunks]
+            )
     finally:
         writer.close()
         if pool is not None:

@@ -171,3 +171,31 @@ def test_a_parse_pool_gives_the_same_index_as_in_process_parsing(
     )
     assert (report.documents, report.chunks) == (12, expected)
     assert ctx.store.count() == expected
+
+
+def test_chunks_carry_provenance_and_access_metadata(ctx: AppContext, tmp_path: Path) -> None:
+    folder = tmp_path / "meta"
+    _write_corpus(folder, 2)
+    ingest_paths(
+        discover(folder, SUPPORTED_SUFFIXES),
+        ctx.parser,
+        ctx.chunker,
+        ctx.indexer,
+        root=folder,
+        metadata={
+            "tenant": "acme",
+            "access_groups": ["legal", "hr"],
+            "pipeline_version": ctx.pipeline_version,
+        },
+    )
+    hit = ctx.service.search("details about item", top_k=1)[0]
+    meta = hit.chunk.metadata
+    assert meta["tenant"] == "acme"
+    assert meta["access_groups"] == ["legal", "hr"]
+    assert meta["element_types"] == ["NarrativeText"]
+    assert str(meta["pipeline_version"]).startswith("embed=all-MiniLM-L6-v2-int8;")
+    assert str(meta["ingested_at"]).startswith("20")
+    assert ctx.store.count({"meta.tenant": "acme"}) == ctx.store.count()
+    allowed = ctx.service.search("details", filters={"meta.access_groups": ["hr", "finance"]})
+    assert allowed
+    assert not ctx.service.search("details", filters={"meta.access_groups": ["finance"]})
