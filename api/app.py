@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.schemas import AskRequest, AskResponse, Health, Hit, SearchRequest, SearchResponse
+from api.schemas import (
+    AskRequest,
+    AskResponse,
+    Health,
+    Hit,
+    JobAccepted,
+    JobOut,
+    SearchRequest,
+    SearchResponse,
+)
 from api.wiring import AppContext, build_app_context
+from core.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from core.settings import Settings, get_settings
+from core.types import IngestJob
+from ingest.jobs import new_job_id
+from ingest.parse import SUPPORTED_SUFFIXES
 
 
 def _context(request: Request) -> AppContext:
@@ -69,5 +83,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context.service.ask, body.question, body.top_k, body.filters
         )
         return AskResponse.of(answer)
+
+    @app.post("/v1/documents", response_model=JobAccepted, status_code=202, tags=["ingest"])
+    async def upload(
+        context: Context,
+        files: Annotated[list[UploadFile], File(description="Documents to ingest")],
+        tenant: Annotated[str | None, Form()] = None,
+        access_groups: Annotated[list[str] | None, Form()] = None,
+    ) -> JobAccepted:
+        """Store the uploads and enqueue an ingest job; poll `status_url` for the outcome."""
+        limit = int(context.settings.api.max_upload_mb * 2**20)
+        job_id = new_job_id()
+        folder = context.settings.data_dir / "uploads" / job_id
+        saved: list[tuple[str, str]] = []
+        for upload in files:
+            name = Path(upload.filename or "").name
+            if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+                raise InvalidRequestError(
+                    f"{name or 'a file without a name'}: unsupported type; send one of "
+                    + ", ".join(SUPPORTED_SUFFIXES)
+                )
+            data = await upload.read(limit + 1)
+            if len(data) > limit:
+                raise PayloadTooLargeError(
+                    f"{name} is over the {context.settings.api.max_upload_mb:g} MiB upload limit"
+                )
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+            saved.append((str(folder / name), name))
+        context.jobs.submit(IngestJob(job_id, tuple(saved), tenant, tuple(access_groups or ())))
+        return JobAccepted(
+            job_id=job_id, status_url=f"/v1/jobs/{job_id}", files=[name for _, name in saved]
+        )
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["ingest"])
+    async def job(job_id: str, context: Context) -> JobOut:
+        status = context.jobs.status(job_id)
+        if status is None:
+            raise NotFoundError(f"no job {job_id}")
+        return JobOut.of(status)
+
+    @app.delete("/v1/documents/{source:path}", status_code=204, tags=["ingest"])
+    async def delete(source: str, context: Context) -> Response:
+        """Remove a document's chunks from the index and the manifest."""
+        if not await run_in_threadpool(context.delete_document, source):
+            raise NotFoundError(f"no document {source!r} in the index")
+        return Response(status_code=204)
 
     return app

@@ -11,6 +11,8 @@ from core.errors import (
     ConfigError,
     InvalidRequestError,
     ModelUnavailableError,
+    NotFoundError,
+    PayloadTooLargeError,
     RagError,
     SchemaMismatchError,
     StoreError,
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Most specific first: the first base class that matches decides the status.
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
+    (NotFoundError, 404, "not-found"),
+    (PayloadTooLargeError, 413, "payload-too-large"),
     (InvalidRequestError, 422, "invalid-request"),
     (SchemaMismatchError, 503, "schema-mismatch"),
     (StoreError, 503, "store-unavailable"),

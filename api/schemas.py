@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from core.types import Answer, ScoredChunk, SearchMode
+from core.types import Answer, JobState, JobStatus, ScoredChunk, SearchMode
 
 FilterValue = str | int | bool | list[str]
 
@@ -88,3 +88,31 @@ class Health(BaseModel):
     collection: str
     points: int
     embedding_model: str
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+    files: list[str]
+
+
+class JobOut(BaseModel):
+    job_id: str
+    state: JobState
+    attempts: int
+    documents: int
+    chunks: int
+    errors: dict[str, str]
+    updated_at: str
+
+    @classmethod
+    def of(cls, status: JobStatus) -> JobOut:
+        return cls(
+            job_id=status.id,
+            state=status.state,
+            attempts=status.attempts,
+            documents=status.documents,
+            chunks=status.chunks,
+            errors=status.errors,
+            updated_at=status.updated_at,
+        )

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from core.offline import apply_offline_defaults
-from core.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
+from core.ports import Embedder, Generator, JobQueue, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
+from core.types import IngestJob, JobState, JobStatus
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
+from ingest.jobs import InProcessJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.parse import UnstructuredParser
-from ingest.pipeline import Indexer
+from ingest.pipeline import Indexer, ingest_paths
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
 from retrieval.service import RagService
@@ -93,6 +96,46 @@ class AppContext:
     def indexer(self) -> Indexer:
         return Indexer(self.embedder, self.sparse, self.store, self.settings.ingest.batch_size)
 
+    @cached_property
+    def jobs(self) -> JobQueue:
+        return InProcessJobQueue(self.run_ingest_job)
+
+    def run_ingest_job(self, job: IngestJob) -> JobStatus:
+        """Ingest a job's files (uploads); per-file problems make it partial, not failed."""
+        paths = [Path(path) for path, _ in job.files]
+        root = paths[0].parent if paths else Path()
+        metadata: dict[str, str | list[str]] = {"pipeline_version": self.pipeline_version}
+        if job.tenant:
+            metadata["tenant"] = job.tenant
+        if job.access_groups:
+            metadata["access_groups"] = list(job.access_groups)
+        report = ingest_paths(
+            paths,
+            self.parser,
+            self.chunker,
+            self.indexer,
+            root=root,
+            manifest=self.manifest,
+            metadata=metadata,
+        )
+        state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
+        errors = {Path(k).name: v.split(": ", 1)[-1] for k, v in report.failed.items()}
+        return JobStatus(
+            job.id,
+            state,
+            documents=report.documents + report.skipped,
+            chunks=report.chunks,
+            errors=errors,
+        )
+
+    def delete_document(self, source: str) -> bool:
+        """Remove a source's chunks from the store and the manifest; False if unknown."""
+        known = self.manifest.get(source) is not None or self.store.count({"source": source}) > 0
+        if known:
+            self.indexer.delete_source(source)
+            self.manifest.remove(source)
+        return known
+
     @property
     def pipeline_version(self) -> str:
         """What produced a chunk: stamped on every chunk, so a re-index can be audited."""
@@ -103,6 +146,8 @@ class AppContext:
         )
 
     def close(self) -> None:
+        if "jobs" in self.__dict__:
+            self.jobs.close()
         if "store" in self.__dict__:
             self.store.close()
         if "manifest" in self.__dict__:

@@ -8,6 +8,8 @@
     ├── IngestError            one source could not be parsed or chunked
     │   └── UnsupportedFormatError
     └── InvalidRequestError    a caller sent something we cannot serve
+        ├── NotFoundError        it names something that does not exist
+        └── PayloadTooLargeError it is over a size limit
 
 `api/errors.py` maps these to HTTP problem responses; nothing in the core imports FastAPI.
 """
@@ -43,3 +45,11 @@ class UnsupportedFormatError(IngestError):
 
 class InvalidRequestError(RagError):
     """A caller's request cannot be served as asked."""
+
+
+class NotFoundError(InvalidRequestError):
+    """The request names a job or a document that does not exist."""
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """An upload is over its size limit."""

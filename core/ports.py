@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from core.types import Answer, Filters, IndexedChunk, ParsedDocument, ScoredChunk, SearchQuery
+from core.types import (
+    Answer,
+    Filters,
+    IndexedChunk,
+    IngestJob,
+    JobStatus,
+    ParsedDocument,
+    ScoredChunk,
+    SearchQuery,
+)
 from core.types import SparseVector as SparseVec
 
 
@@ -86,3 +95,19 @@ class Generator(Protocol):
     def name(self) -> str: ...
 
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer: ...
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    """Background ingest jobs: at-least-once, retried with backoff, dead-lettered at last.
+
+    Jobs must be idempotent (ours are: deterministic chunk ids + the manifest).
+    """
+
+    def submit(self, job: IngestJob) -> str: ...
+
+    def status(self, job_id: str) -> JobStatus | None: ...
+
+    def dead_letters(self) -> list[str]: ...
+
+    def close(self) -> None: ...

@@ -105,6 +105,7 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    max_upload_mb: float = Field(default=20.0, gt=0)
 
 
 class Settings(BaseSettings):

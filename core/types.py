@@ -127,3 +127,32 @@ class Retrieval:
 
     hits: list[ScoredChunk]
     timings_ms: dict[str, float]
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # some files failed, the rest is indexed
+    FAILED = "failed"  # gave up after retries: the job is in the dead-letter list
+
+
+@dataclass(frozen=True, slots=True)
+class IngestJob:
+    """Files to ingest (path on disk, source id), with who may read them."""
+
+    id: str
+    files: tuple[tuple[str, str], ...]
+    tenant: str | None = None
+    access_groups: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class JobStatus:
+    id: str
+    state: JobState
+    attempts: int = 0
+    documents: int = 0
+    chunks: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    updated_at: str = ""

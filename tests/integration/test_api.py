@@ -75,3 +75,63 @@ def test_invalid_requests_are_rejected_with_a_reason(client: TestClient) -> None
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/v1/search", "/v1/ask"} <= set(paths)
+
+
+def _wait_for_job(client: TestClient, url: str, deadline_s: float = 60.0) -> dict[str, object]:
+    import time
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        body: dict[str, object] = client.get(url).json()
+        if body["state"] not in ("queued", "running"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job at {url} did not finish")
+
+
+def test_upload_ingests_in_the_background_and_delete_removes_everywhere(
+    client: TestClient,
+) -> None:
+    note = b"# Otters\n\nSea otters hold hands while they sleep so they do not drift apart.\n"
+    accepted = client.post(
+        "/v1/documents",
+        files=[
+            ("files", ("otters.md", note, "text/markdown")),
+            ("files", ("empty.txt", b"", "text/plain")),
+        ],
+        data={"tenant": "zoo", "access_groups": ["keepers"]},
+    )
+    assert accepted.status_code == 202
+    job = _wait_for_job(client, accepted.json()["status_url"])
+    assert job["state"] == "partial"
+    assert job["documents"] == 1
+    assert "empty" in job["errors"]["empty.txt"]  # type: ignore[index]
+    answer = client.post(
+        "/v1/ask",
+        json={"question": "Why do sea otters hold hands?", "filters": {"meta.tenant": "zoo"}},
+    ).json()
+    assert answer["citations"][0]["source"] == "otters.md"
+
+    assert client.delete("/v1/documents/otters.md").status_code == 204
+    hits = client.post(
+        "/v1/search", json={"query": "otters", "filters": {"source": "otters.md"}}
+    ).json()["hits"]
+    assert hits == []
+    assert client.delete("/v1/documents/otters.md").status_code == 404
+
+
+def test_uploads_are_checked_before_anything_is_queued(client: TestClient) -> None:
+    wrong = client.post("/v1/documents", files=[("files", ("x.exe", b"MZ", "application/x"))])
+    assert wrong.status_code == 422
+    assert "unsupported type" in wrong.json()["detail"]
+    assert client.get("/v1/jobs/does-not-exist").status_code == 404
+
+
+def test_uploads_over_the_limit_are_refused(settings: Settings, sample_corpus: Path) -> None:
+    settings.api.max_upload_mb = 0.001
+    with TestClient(create_app(settings)) as small:
+        response = small.post(
+            "/v1/documents", files=[("files", ("big.md", b"# A\n\n" + b"x" * 5000, "text/md"))]
+        )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
