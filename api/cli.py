@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.errors import RagError
+from core.errors import ConfigError, RagError
 from core.settings import get_settings
 from core.types import Answer, ParsedDocument, ScoredChunk, SearchMode
 from eval.cli import app as eval_app
@@ -76,23 +76,15 @@ def _fail(exc: RagError) -> None:
     raise typer.Exit(1) from exc
 
 
-@app.command()
-def ingest(
-    path: Annotated[Path, typer.Argument(help="A file or a folder to ingest.")],
-    prune: Annotated[
-        bool, typer.Option(help="Delete the chunks of sources no longer under PATH.")
-    ] = False,
-    report: Annotated[Path | None, typer.Option(help="Write the run's report as JSON.")] = None,
-    tenant: Annotated[str | None, typer.Option(help="Tenant that owns these documents.")] = None,
-    group: Annotated[
-        list[str] | None, typer.Option(help="Access group allowed to read them (repeatable).")
-    ] = None,
+def _run_ingest(
+    path: Path,
+    prune: bool,
+    report: Path | None,
+    tenant: str | None,
+    group: list[str] | None,
+    reindex: bool,
+    force: bool = False,
 ) -> None:
-    """Parse, chunk, embed and upsert documents; unchanged files are skipped.
-
-    Exit code 0: every file ingested; 2: partial (some files failed, see the report);
-    1: the run itself failed.
-    """
     import json
 
     from ingest.parse import SUPPORTED_SUFFIXES
@@ -103,7 +95,15 @@ def ingest(
         raise typer.Exit(1)
     ctx = _context()
     started = time.perf_counter()
+    published: str | None = None
     try:
+        published_before = ctx.catalog.resolve(ctx.settings.store.collection)
+        if ctx.rebuilding and published_before is not None and not reindex:
+            raise ConfigError(
+                f"the pipeline changed since {published_before!r} was built "
+                f"(now: {ctx.pipeline_version}); run `rag reindex {path}` to build "
+                f"{ctx.build_collection!r} and switch to it atomically when it is complete"
+            )
         files = discover(path, SUPPORTED_SUFFIXES)
         root = path if path.is_dir() else path.parent
         with Progress(
@@ -140,7 +140,10 @@ def ingest(
                 },
             )
             progress.update(task, completed=len(files))
-        total = ctx.store.count()
+        if published_before is None or (reindex and (not result.failed or force)):
+            previous = ctx.publish()
+            published = ctx.build_collection if previous != ctx.build_collection else None
+        total = ctx.build_store.count()
     except RagError as exc:
         _fail(exc)
     finally:
@@ -190,8 +193,51 @@ def ingest(
                 indent=2,
             )
         )
+    if published:
+        console.print(f"queries now read {published!r} (alias {ctx.settings.store.collection!r})")
+    elif reindex:
+        console.print(
+            "[yellow]not switched:[/yellow] some files failed; fix them and rerun, "
+            "or pass --force to switch anyway"
+        )
     if result.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+_PATH = Annotated[Path, typer.Argument(help="A file or a folder to ingest.")]
+_PRUNE = Annotated[bool, typer.Option(help="Delete the chunks of sources no longer under PATH.")]
+_REPORT = Annotated[Path | None, typer.Option(help="Write the run's report as JSON.")]
+_TENANT = Annotated[str | None, typer.Option(help="Tenant that owns these documents.")]
+_GROUP = Annotated[list[str] | None, typer.Option(help="Access group allowed to read them.")]
+
+
+@app.command()
+def ingest(
+    path: _PATH,
+    prune: _PRUNE = False,
+    report: _REPORT = None,
+    tenant: _TENANT = None,
+    group: _GROUP = None,
+) -> None:
+    """Parse, chunk, embed and upsert documents; unchanged files are skipped.
+
+    Exit code 0: every file ingested; 2: partial (some files failed, see the report);
+    1: the run itself failed.
+    """
+    _run_ingest(path, prune, report, tenant, group, reindex=False)
+
+
+@app.command()
+def reindex(
+    path: _PATH,
+    report: _REPORT = None,
+    tenant: _TENANT = None,
+    group: _GROUP = None,
+    force: Annotated[bool, typer.Option(help="Switch even if some files failed.")] = False,
+) -> None:
+    """Blue/green: build a new collection for the current pipeline from PATH, then move
+    the alias to it atomically. Queries keep reading the old one until the switch."""
+    _run_ingest(path, True, report, tenant, group, reindex=True, force=force)
 
 
 @app.command()

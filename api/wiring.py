@@ -6,6 +6,7 @@ an embedder, a store or a generator, and nothing is built at import time.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,8 @@ from ingest.pipeline import Indexer, ingest_paths
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
 from retrieval.service import RagService
-from store import open_store
+from store import open_catalog, open_store
+from store.catalog import Catalog
 
 
 @dataclass
@@ -41,10 +43,48 @@ class AppContext:
         return Bm25Encoder(self.settings.sparse)
 
     @cached_property
+    def catalog(self) -> Catalog:
+        return open_catalog(self.settings.store)
+
+    @cached_property
+    def build_collection(self) -> str:
+        """The collection this pipeline (model, BM25, chunking) writes to."""
+        digest = hashlib.sha256(self.pipeline_version.encode()).hexdigest()[:8]
+        return f"{self.settings.store.collection}-{digest}"
+
+    @cached_property
+    def query_collection(self) -> str:
+        """What the alias (RAG_STORE__COLLECTION) points to; the build one before any."""
+        return self.catalog.resolve(self.settings.store.collection) or self.build_collection
+
+    @property
+    def rebuilding(self) -> bool:
+        """True when the pipeline changed since the published index was built."""
+        return self.query_collection != self.build_collection
+
+    @cached_property
     def store(self) -> VectorStore:
-        store = open_store(self.settings.store)
+        """The store queries read: the collection the alias points to."""
+        store = open_store(self.settings.store, self.query_collection)
         store.ensure_collection(self.embedder.dim)
         return store
+
+    @cached_property
+    def build_store(self) -> VectorStore:
+        """The store ingest writes: the published one, or a new one during a re-index."""
+        if not self.rebuilding:
+            return self.store
+        store = open_store(self.settings.store, self.build_collection)
+        store.ensure_collection(self.embedder.dim)
+        return store
+
+    def publish(self) -> str | None:
+        """Point the alias at the build collection (atomic); returns the previous target."""
+        alias = self.settings.store.collection
+        previous = self.catalog.resolve(alias)
+        if previous != self.build_collection:
+            self.catalog.switch(alias, self.build_collection)
+        return previous
 
     @cached_property
     def generator(self) -> Generator:
@@ -88,13 +128,13 @@ class AppContext:
 
     @cached_property
     def manifest(self) -> SqliteManifest:
-        return SqliteManifest(
-            self.settings.data_dir / "manifest.sqlite3", self.settings.store.collection
-        )
+        return SqliteManifest(self.settings.data_dir / "manifest.sqlite3", self.build_collection)
 
     @cached_property
     def indexer(self) -> Indexer:
-        return Indexer(self.embedder, self.sparse, self.store, self.settings.ingest.batch_size)
+        return Indexer(
+            self.embedder, self.sparse, self.build_store, self.settings.ingest.batch_size
+        )
 
     @cached_property
     def jobs(self) -> JobQueue:
@@ -130,9 +170,13 @@ class AppContext:
 
     def delete_document(self, source: str) -> bool:
         """Remove a source's chunks from the store and the manifest; False if unknown."""
-        known = self.manifest.get(source) is not None or self.store.count({"source": source}) > 0
+        stores = [self.store] if not self.rebuilding else [self.store, self.build_store]
+        known = self.manifest.get(source) is not None or any(
+            store.count({"source": source}) > 0 for store in stores
+        )
         if known:
-            self.indexer.delete_source(source)
+            for store in stores:  # during a re-index, from the old and the new collection
+                store.delete_by_source(source)
             self.manifest.remove(source)
         return known
 
@@ -148,6 +192,8 @@ class AppContext:
     def close(self) -> None:
         if "jobs" in self.__dict__:
             self.jobs.close()
+        if "build_store" in self.__dict__ and self.build_store is not self.__dict__.get("store"):
+            self.build_store.close()
         if "store" in self.__dict__:
             self.store.close()
         if "manifest" in self.__dict__:

@@ -1,31 +1,55 @@
-"""The vector-store room: one `VectorStore` port, two Qdrant adapters.
+"""The vector-store room: one `VectorStore` port, two Qdrant adapters, and aliases.
 
 - `store.edge.EdgeStore`: the embedded default, Qdrant Edge in-process, persistent on disk.
 - `store.remote.QdrantServerStore`: a Qdrant server or cluster through qdrant-client.
+- `store.catalog`: aliases, so a re-index can switch collections atomically.
 
-Both store the same points (named vectors `dense` + `bm25`, the same payload), so moving
-from the laptop to production is a setting (`RAG_STORE__BACKEND=qdrant`) and a re-ingest.
+Both adapters store the same points (named vectors `dense` + `bm25`, the same payload), so
+moving from the laptop to production is a setting (`RAG_STORE__BACKEND=qdrant`) and a
+re-ingest.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.ports import VectorStore
 from core.settings import StoreSettings
 
-
-def open_store(settings: StoreSettings) -> VectorStore:
-    """Build the configured adapter; nothing is opened until this is called."""
-    if settings.backend == "edge":
-        from store.edge import EdgeStore
-
-        return EdgeStore(settings.path, settings.collection)
+if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-    from store.remote import QdrantServerStore
+    from store.catalog import Catalog
 
-    client = QdrantClient(
+
+def _client(settings: StoreSettings) -> QdrantClient:
+    from qdrant_client import QdrantClient
+
+    return QdrantClient(
         url=settings.url,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         timeout=int(settings.timeout_s),
     )
-    return QdrantServerStore(client, settings.collection)
+
+
+def open_store(settings: StoreSettings, collection: str | None = None) -> VectorStore:
+    """Build the configured adapter for `collection` (default: the configured name)."""
+    name = collection or settings.collection
+    if settings.backend == "edge":
+        from store.edge import EdgeStore
+
+        return EdgeStore(settings.path, name)
+    from store.remote import QdrantServerStore
+
+    return QdrantServerStore(_client(settings), name)
+
+
+def open_catalog(settings: StoreSettings) -> Catalog:
+    """The alias catalog of the configured backend."""
+    if settings.backend == "edge":
+        from store.catalog import EdgeCatalog
+
+        return EdgeCatalog(settings.path)
+    from store.catalog import ServerCatalog
+
+    return ServerCatalog(_client(settings))

@@ -1,0 +1,101 @@
+"""Blue/green re-indexing: a new pipeline builds beside the old index, then swaps in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from api.wiring import AppContext, build_app_context
+from core.settings import Settings, get_settings
+from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.pipeline import discover, ingest_paths
+
+pytestmark = pytest.mark.integration
+
+
+def _corpus(folder: Path) -> Path:
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"doc-{i}.md").write_text(
+            f"# Doc {i}\n\n"
+            + " ".join(f"Sentence {j} of document {i} about rivers." for j in range(40))
+            + "\n"
+        )
+    return folder
+
+
+def _ingest(ctx: AppContext, folder: Path) -> None:
+    report = ingest_paths(
+        discover(folder, SUPPORTED_SUFFIXES),
+        ctx.parser,
+        ctx.chunker,
+        ctx.indexer,
+        root=folder,
+        manifest=ctx.manifest,
+    )
+    assert report.ok
+
+
+def test_queries_read_the_old_index_until_the_new_one_is_switched_in(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = _corpus(tmp_path / "docs")
+    blue = build_app_context(settings)
+    _ingest(blue, folder)
+    assert blue.publish() is None
+    blue_points = blue.store.count()
+    blue.close()
+
+    changed = settings.model_copy(deep=True)
+    changed.ingest.chunk_size = 400
+    green = build_app_context(changed)
+    try:
+        assert green.rebuilding
+        assert green.query_collection == blue.build_collection
+        _ingest(green, folder)
+        green_points = green.build_store.count()
+        assert green_points > blue_points  # smaller chunks: more of them
+        assert green.store.count() == blue_points  # queries never saw the half-built index
+        assert green.publish() == blue.build_collection
+    finally:
+        green.close()
+
+    after = build_app_context(changed)
+    try:
+        assert not after.rebuilding
+        assert after.store.count() == green_points
+        assert after.service.search("rivers", top_k=1)
+    finally:
+        after.close()
+
+
+def test_ingest_refuses_a_changed_pipeline_and_reindex_switches(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _corpus(tmp_path / "docs")
+    for key, value in {
+        "RAG_DATA_DIR": settings.data_dir,
+        "RAG_STORE__PATH": settings.store.path,
+        "RAG_STORE__COLLECTION": settings.store.collection,
+        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
+        "RAG_INGEST__PARSE_WORKERS": 1,
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    runner = CliRunner()
+    get_settings.cache_clear()
+    first = runner.invoke(app, ["ingest", str(folder)])
+    assert first.exit_code == 0, first.output
+    assert "queries now read" in first.output
+
+    monkeypatch.setenv("RAG_INGEST__CHUNK_SIZE", "400")
+    get_settings.cache_clear()
+    refused = runner.invoke(app, ["ingest", str(folder)])
+    assert refused.exit_code == 1
+    assert "rag reindex" in refused.output
+    switched = runner.invoke(app, ["reindex", str(folder)])
+    get_settings.cache_clear()
+    assert switched.exit_code == 0, switched.output
+    assert "queries now read" in switched.output
