@@ -133,6 +133,7 @@ def _run_ingest(
                 prune=prune,
                 on_document=advance,
                 workers=ctx.settings.ingest.parse_workers,
+                redactor=ctx.redactor,
                 metadata={
                     "pipeline_version": ctx.pipeline_version,
                     **({"tenant": tenant} if tenant else {}),

@@ -20,6 +20,7 @@ from ingest.embed import Bm25Encoder, FastEmbedder
 from ingest.jobs import InProcessJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.parse import UnstructuredParser
+from ingest.pii import PiiRedactor
 from ingest.pipeline import Indexer, ingest_paths
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
@@ -127,6 +128,13 @@ class AppContext:
         return StructureChunker(self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
 
     @cached_property
+    def redactor(self) -> PiiRedactor | None:
+        pii = self.settings.pii
+        if not pii.enabled:
+            return None
+        return PiiRedactor(pii.entities, pii.min_score, pii.sources)
+
+    @cached_property
     def manifest(self) -> SqliteManifest:
         return SqliteManifest(self.settings.data_dir / "manifest.sqlite3", self.build_collection)
 
@@ -157,6 +165,7 @@ class AppContext:
             root=root,
             manifest=self.manifest,
             metadata=metadata,
+            redactor=self.redactor,
         )
         state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
         errors = {Path(k).name: v.split(": ", 1)[-1] for k, v in report.failed.items()}

@@ -64,6 +64,15 @@ class IngestSettings(BaseModel):
         return self
 
 
+class PiiSettings(BaseModel):
+    """Optional PII redaction at ingest (presidio-analyzer pattern recognizers)."""
+
+    enabled: bool = False
+    entities: list[str] = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+    sources: list[str] = Field(default=["*"], description="Globs of source ids to redact")
+    min_score: float = Field(default=0.4, ge=0.0, le=1.0)
+
+
 class RetrievalSettings(BaseModel):
     """Hybrid search: each index prefetches candidates, the engine fuses them with RRF."""
 
@@ -124,6 +133,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     sparse: SparseSettings = SparseSettings()
     ingest: IngestSettings = IngestSettings()
+    pii: PiiSettings = PiiSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -22,6 +22,7 @@ from core.ports import Embedder, Parser, SparseEncoder, VectorStore
 from core.types import Chunk, IndexedChunk, ParsedDocument
 from ingest.chunk import StructureChunker, embedding_text
 from ingest.manifest import SqliteManifest
+from ingest.pii import PiiRedactor
 
 log = logging.getLogger(__name__)
 
@@ -192,30 +193,38 @@ class _Parsed:
 
 
 def _parse_one(
-    parser: Parser, chunker: StructureChunker, path: Path, source: str, digest: str
+    parser: Parser,
+    chunker: StructureChunker,
+    redactor: PiiRedactor | None,
+    path: Path,
+    source: str,
+    digest: str,
 ) -> _Parsed:
     try:
         document = parser.parse(str(path), source)
+        if redactor is not None and redactor.applies_to(source):
+            elements = tuple(replace(e, text=redactor.redact(e.text)) for e in document.elements)
+            document = replace(document, elements=elements)
         return _Parsed(path, source, digest, document, chunker.chunk(document), None)
     except IngestError as exc:
         return _Parsed(path, source, digest, None, [], str(exc))
 
 
-_WORKER: tuple[Parser, StructureChunker] | None = None
+_WORKER: tuple[Parser, StructureChunker, PiiRedactor | None] | None = None
 
 
-def _init_worker(parser: Parser, chunker: StructureChunker) -> None:
+def _init_worker(parser: Parser, chunker: StructureChunker, redactor: PiiRedactor | None) -> None:
     global _WORKER  # one parser per worker process, built once
     from core.offline import apply_offline_defaults
 
     apply_offline_defaults()
-    _WORKER = (parser, chunker)
+    _WORKER = (parser, chunker, redactor)
 
 
 def _parse_in_worker(job: tuple[Path, str, str]) -> _Parsed:
     assert _WORKER is not None
-    parser, chunker = _WORKER
-    return _parse_one(parser, chunker, *job)
+    parser, chunker, redactor = _WORKER
+    return _parse_one(parser, chunker, redactor, *job)
 
 
 def ingest_paths(
@@ -229,6 +238,7 @@ def ingest_paths(
     on_document: Callable[[ParsedDocument, int], None] | None = None,
     workers: int = 1,
     metadata: Mapping[str, str | list[str]] | None = None,
+    redactor: PiiRedactor | None = None,
 ) -> IngestReport:
     """Parse, chunk and index each file; one bad file is recorded and skipped.
 
@@ -276,7 +286,7 @@ def ingest_paths(
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(parser, chunker),
+            initargs=(parser, chunker, redactor),
         )
         if workers > 1 and len(jobs) > 1
         else None
@@ -285,7 +295,7 @@ def ingest_paths(
         results: Iterable[_Parsed] = (
             pool.map(_parse_in_worker, jobs)
             if pool
-            else (_parse_one(parser, chunker, *job) for job in jobs)
+            else (_parse_one(parser, chunker, redactor, *job) for job in jobs)
         )
         for parsed in results:
             if parsed.document is None:
