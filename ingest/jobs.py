@@ -5,8 +5,8 @@ or a model being unavailable) is retried with exponential backoff and jitter; af
 `max_attempts` it is marked failed and kept in the dead-letter list with its reason.
 Per-file problems are not errors of the job: they end it as `partial`, with reasons.
 Jobs are idempotent (deterministic chunk ids, the manifest), so a retry never
-duplicates. A Redis-backed adapter for several API replicas is the production choice
-(see docs/adr/0007-job-queue.md).
+duplicates. Several API replicas need a shared queue: a Redis-backed adapter of the
+same port is the production counterpart (not built yet; tracked in the ingestion issue).
 """
 
 from __future__ import annotations
