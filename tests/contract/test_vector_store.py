@@ -166,7 +166,23 @@ def test_mmr_keeps_the_best_match_first_and_returns_distinct_chunks(
     assert len({h.chunk.id for h in hits}) == len(hits) == 5
 
 
-def test_weighted_fusion_follows_the_heavier_index(store: VectorStore) -> None:
-    # "sea" as a word favours sea.md for BM25; weighting BM25 up must keep it on top.
-    hits = store.search(_query("sea", weights=(0.1, 5.0)))
-    assert hits[0].chunk.source == "sea.md"
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (3.0, 0.5), (0.2, 4.0)])
+def test_weighted_rrf_stretches_ranks_as_qdrant_defines_it(
+    store: VectorStore, weights: tuple[float, float]
+) -> None:
+    # Qdrant: score = sum over lists of 1 / ((position + 1) / weight + k - 1). A weight
+    # stretches a list's rank decay; the top of every list still scores 1/k.
+    text, k = "apples pears sea", 60
+    rankings = [
+        [h.chunk.id for h in store.search(_query(text, mode, limit=50))]
+        for mode in (SearchMode.DENSE, SearchMode.SPARSE)
+    ]
+    expected: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for position, point_id in enumerate(ranking):
+            expected[point_id] = expected.get(point_id, 0.0) + 1 / ((position + 1) / weight + k - 1)
+    hits = store.search(_query(text, weights=weights, rrf_k=k))
+    assert {h.chunk.id: round(h.score, 5) for h in hits} == {
+        point_id: round(score, 5)
+        for point_id, score in sorted(expected.items(), key=lambda item: -item[1])[: len(hits)]
+    }
