@@ -201,12 +201,14 @@ def beir(
     modes = mode or [SearchMode(settings.retrieval.mode)]
     try:
         dataset = load_beir(data, split, limit)
+        chunk_size = None if whole_docs else settings.ingest.chunk_size
         with _progress() as task:
-            retriever, store = _retriever_for(settings, dataset, task)
+            retriever, store = _retriever_for(settings, dataset, task, chunk_size)
             results = evaluate(
                 dataset,
                 retriever,
                 modes,
+                fetch=None if whole_docs else 200,
                 progress=task("queries", len(dataset.queries) * len(modes)),
             )
         store.close()
@@ -225,7 +227,9 @@ def beir(
                 "embedding_model": settings.embedding.model,
                 "sparse": settings.sparse.model_dump(),
                 "retrieval": settings.retrieval.model_dump(),
-                "chunking": "whole document",
+                "chunking": "whole document"
+                if whole_docs
+                else f"{settings.ingest.chunk_size}/{settings.ingest.chunk_overlap} characters",
             },
             "modes": {r.mode: {**r.metrics, "latency_ms": r.latency_ms} for r in results},
         },
