@@ -48,7 +48,7 @@ class SparseSettings(BaseModel):
 class IngestSettings(BaseModel):
     """Chunking: sizes in characters of text; titles always start a new section."""
 
-    chunk_size: int = Field(default=1200, ge=100)
+    chunk_size: int = Field(default=600, ge=100)
     chunk_overlap: int = Field(default=150, ge=0)
     batch_size: int = Field(default=64, ge=1)
     max_file_mb: float = Field(default=50.0, gt=0)
