@@ -88,7 +88,7 @@ def _run_ingest(
     import json
 
     from ingest.parse import SUPPORTED_SUFFIXES
-    from ingest.pipeline import discover, ingest_paths
+    from ingest.pipeline import discover
 
     if not path.exists():
         console.print(f"[red]error:[/red] {path} does not exist")
@@ -123,22 +123,14 @@ def _run_ingest(
                 progress.update(task, advance=1, chunks=counted["chunks"], rate=rate)
                 progress.console.print(f"  {document.source}: {chunks} chunks")
 
-            result = ingest_paths(
+            result = ctx.ingest(
                 files,
-                ctx.parser,
-                ctx.chunker,
-                ctx.indexer,
-                root=root,
-                manifest=ctx.manifest,
+                root,
                 prune=prune,
+                tenant=tenant,
+                access_groups=group or (),
                 on_document=advance,
                 workers=ctx.settings.ingest.parse_workers,
-                redactor=ctx.redactor,
-                metadata={
-                    "pipeline_version": ctx.pipeline_version,
-                    **({"tenant": tenant} if tenant else {}),
-                    **({"access_groups": group} if group else {}),
-                },
             )
             progress.update(task, completed=len(files))
         if published_before is None or (reindex and (not result.failed or force)):

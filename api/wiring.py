@@ -7,6 +7,7 @@ an embedder, a store or a generator, and nothing is built at import time.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,14 +15,14 @@ from pathlib import Path
 from core.offline import apply_offline_defaults
 from core.ports import Embedder, Generator, JobQueue, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
-from core.types import IngestJob, JobState, JobStatus
+from core.types import IngestJob, JobState, JobStatus, ParsedDocument
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
 from ingest.jobs import InProcessJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.parse import UnstructuredParser
 from ingest.pii import PiiRedactor
-from ingest.pipeline import Indexer, ingest_paths
+from ingest.pipeline import Indexer, IngestReport, ingest_paths
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
 from retrieval.service import RagService
@@ -148,24 +149,44 @@ class AppContext:
     def jobs(self) -> JobQueue:
         return InProcessJobQueue(self.run_ingest_job)
 
-    def run_ingest_job(self, job: IngestJob) -> JobStatus:
-        """Ingest a job's files (uploads); per-file problems make it partial, not failed."""
-        paths = [Path(path) for path, _ in job.files]
-        root = paths[0].parent if paths else Path()
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        root: Path,
+        prune: bool = False,
+        tenant: str | None = None,
+        access_groups: Sequence[str] = (),
+        on_document: Callable[[ParsedDocument, int], None] | None = None,
+        workers: int = 1,
+    ) -> IngestReport:
+        """The one ingest call of every surface: manifest, PII and provenance included."""
         metadata: dict[str, str | list[str]] = {"pipeline_version": self.pipeline_version}
-        if job.tenant:
-            metadata["tenant"] = job.tenant
-        if job.access_groups:
-            metadata["access_groups"] = list(job.access_groups)
-        report = ingest_paths(
+        if tenant:
+            metadata["tenant"] = tenant
+        if access_groups:
+            metadata["access_groups"] = list(access_groups)
+        return ingest_paths(
             paths,
             self.parser,
             self.chunker,
             self.indexer,
             root=root,
             manifest=self.manifest,
+            prune=prune,
+            on_document=on_document,
+            workers=workers,
             metadata=metadata,
             redactor=self.redactor,
+        )
+
+    def run_ingest_job(self, job: IngestJob) -> JobStatus:
+        """Ingest a job's files (uploads); per-file problems make it partial, not failed."""
+        paths = [Path(path) for path, _ in job.files]
+        report = self.ingest(
+            paths,
+            paths[0].parent if paths else Path(),
+            tenant=job.tenant,
+            access_groups=job.access_groups,
         )
         state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
         errors = {Path(k).name: v.split(": ", 1)[-1] for k, v in report.failed.items()}

@@ -38,6 +38,17 @@ def _jsonl(path: Path) -> Iterator[dict[str, object]]:
                     raise InvalidRequestError(f"{path}:{number}: not JSON ({exc})") from exc
 
 
+def load_corpus(folder: Path) -> list[BeirDoc]:
+    """Only the documents of a BEIR folder (benchmarks of ingestion need no queries)."""
+    path = folder / "corpus.jsonl"
+    if not path.is_file():
+        raise InvalidRequestError(f"{path} is missing: expected a BEIR folder")
+    return [
+        BeirDoc(str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or ""))
+        for row in _jsonl(path)
+    ]
+
+
 def load_beir(folder: Path, split: str = "test", limit: int | None = None) -> BeirDataset:
     """Load a BEIR folder; qrels may use CRLF line ends; `limit` keeps the first n queries."""
     qrels_path = folder / "qrels" / f"{split}.tsv"
@@ -59,11 +70,7 @@ def load_beir(folder: Path, split: str = "test", limit: int | None = None) -> Be
     if limit is not None:
         queries = dict(list(queries.items())[:limit])
     qrels = {q: qrels[q] for q in queries}
-    corpus = [
-        BeirDoc(str(row["_id"]), str(row.get("title") or ""), str(row.get("text") or ""))
-        for row in _jsonl(folder / "corpus.jsonl")
-    ]
-    return BeirDataset(folder.name, corpus, queries, qrels)
+    return BeirDataset(folder.name, load_corpus(folder), queries, qrels)
 
 
 def load_qa_folder(folder: Path, limit: int | None = None) -> tuple[BeirDataset, list[QaRow]]:

@@ -12,7 +12,7 @@ from api.app import create_app
 from api.wiring import build_app_context
 from core.settings import Settings
 from ingest.parse import SUPPORTED_SUFFIXES
-from ingest.pipeline import discover, ingest_paths
+from ingest.pipeline import discover
 
 pytestmark = pytest.mark.integration
 
@@ -20,12 +20,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def client(settings: Settings, sample_corpus: Path) -> Iterator[TestClient]:
     context = build_app_context(settings)
-    ingest_paths(
+    context.ingest(
         discover(sample_corpus, SUPPORTED_SUFFIXES),
-        context.parser,
-        context.chunker,
-        context.indexer,
-        root=sample_corpus,
+        sample_corpus,
     )
     context.close()  # the app opens the shard itself
     with TestClient(create_app(settings)) as client:

@@ -14,7 +14,7 @@ from fpdf import FPDF
 from api.wiring import build_app_context
 from core.settings import Settings
 from ingest.parse import SUPPORTED_SUFFIXES, UnstructuredParser
-from ingest.pipeline import discover, ingest_paths
+from ingest.pipeline import discover
 
 pytestmark = pytest.mark.integration
 
@@ -77,13 +77,9 @@ def test_each_bad_file_fails_with_its_reason_and_the_rest_is_ingested(
     settings.ingest.max_file_mb = 1.0
     ctx = build_app_context(settings)
     try:
-        report = ingest_paths(
+        report = ctx.ingest(
             discover(folder, SUPPORTED_SUFFIXES),
-            ctx.parser,
-            ctx.chunker,
-            ctx.indexer,
-            root=folder,
-            manifest=ctx.manifest,
+            folder,
         )
         failed = {Path(k).name: v for k, v in report.failed.items()}
         must_succeed = {"good.md", "latin1.txt", "disguised.txt", "real.pdf"}
@@ -110,7 +106,7 @@ def test_a_path_that_vanishes_mid_run_is_recorded(settings: Settings, tmp_path: 
     (folder / "b.md").unlink()
     ctx = build_app_context(settings)
     try:
-        report = ingest_paths(files, ctx.parser, ctx.chunker, ctx.indexer, root=folder)
+        report = ctx.ingest(files, folder)
     finally:
         ctx.close()
     assert report.documents == 1

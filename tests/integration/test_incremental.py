@@ -13,7 +13,7 @@ import pytest
 from api.wiring import AppContext, build_app_context
 from core.settings import Settings
 from ingest.parse import SUPPORTED_SUFFIXES
-from ingest.pipeline import IngestReport, discover, ingest_paths
+from ingest.pipeline import IngestReport, discover
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -30,13 +30,9 @@ def _write_corpus(folder: Path, count: int) -> None:
 
 
 def _ingest(ctx: AppContext, folder: Path, prune: bool = False) -> IngestReport:
-    return ingest_paths(
+    return ctx.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
-        ctx.parser,
-        ctx.chunker,
-        ctx.indexer,
-        root=folder,
-        manifest=ctx.manifest,
+        folder,
         prune=prune,
     )
 
@@ -157,13 +153,9 @@ def test_a_parse_pool_gives_the_same_index_as_in_process_parsing(
 ) -> None:
     folder = tmp_path / "pool"
     _write_corpus(folder, 12)
-    report = ingest_paths(
+    report = ctx.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
-        ctx.parser,
-        ctx.chunker,
-        ctx.indexer,
-        root=folder,
-        manifest=ctx.manifest,
+        folder,
         workers=2,
     )
     expected = sum(
@@ -176,17 +168,8 @@ def test_a_parse_pool_gives_the_same_index_as_in_process_parsing(
 def test_chunks_carry_provenance_and_access_metadata(ctx: AppContext, tmp_path: Path) -> None:
     folder = tmp_path / "meta"
     _write_corpus(folder, 2)
-    ingest_paths(
-        discover(folder, SUPPORTED_SUFFIXES),
-        ctx.parser,
-        ctx.chunker,
-        ctx.indexer,
-        root=folder,
-        metadata={
-            "tenant": "acme",
-            "access_groups": ["legal", "hr"],
-            "pipeline_version": ctx.pipeline_version,
-        },
+    ctx.ingest(
+        discover(folder, SUPPORTED_SUFFIXES), folder, tenant="acme", access_groups=["legal", "hr"]
     )
     hit = ctx.service.search("details about item", top_k=1)[0]
     meta = hit.chunk.metadata

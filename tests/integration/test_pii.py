@@ -15,7 +15,7 @@ from api.wiring import build_app_context
 from core.settings import Settings
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pii import PiiRedactor
-from ingest.pipeline import discover, ingest_paths
+from ingest.pipeline import discover
 
 pytestmark = pytest.mark.integration
 
@@ -99,13 +99,9 @@ def test_redaction_at_ingest_is_scoped_by_source(settings: Settings, tmp_path: P
     settings.pii.sources = ["hr/*"]
     ctx = build_app_context(settings)
     try:
-        ingest_paths(
+        ctx.ingest(
             discover(folder, SUPPORTED_SUFFIXES),
-            ctx.parser,
-            ctx.chunker,
-            ctx.indexer,
-            root=folder,
-            redactor=ctx.redactor,
+            folder,
         )
         hr = ctx.service.search("Dana", filters={"source": "hr/contacts.md"})[0].chunk.text
         public = ctx.service.search("press", filters={"source": "public.md"})[0].chunk.text

@@ -9,18 +9,15 @@ import pytest
 from api.wiring import AppContext, build_app_context
 from core.settings import Settings
 from ingest.parse import SUPPORTED_SUFFIXES
-from ingest.pipeline import discover, ingest_paths
+from ingest.pipeline import discover
 
 pytestmark = pytest.mark.integration
 
 
 def _ingest(context: AppContext, folder: Path) -> int:
-    report = ingest_paths(
+    report = context.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
-        context.parser,
-        context.chunker,
-        context.indexer,
-        root=folder,
+        folder,
     )
     assert report.ok, report.failed
     return report.chunks

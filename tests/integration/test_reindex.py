@@ -11,7 +11,7 @@ from api.cli import app
 from api.wiring import AppContext, build_app_context
 from core.settings import Settings, get_settings
 from ingest.parse import SUPPORTED_SUFFIXES
-from ingest.pipeline import discover, ingest_paths
+from ingest.pipeline import discover
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,9 @@ def _corpus(folder: Path) -> Path:
 
 
 def _ingest(ctx: AppContext, folder: Path) -> None:
-    report = ingest_paths(
+    report = ctx.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
-        ctx.parser,
-        ctx.chunker,
-        ctx.indexer,
-        root=folder,
-        manifest=ctx.manifest,
+        folder,
     )
     assert report.ok
 
