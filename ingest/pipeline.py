@@ -7,7 +7,6 @@ old version stays searchable until the new one is in.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 from collections import Counter
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import IngestError
+from core.hashing import file_sha256
 from core.ports import Embedder, Parser, SparseEncoder, VectorStore
 from core.types import Chunk, IndexedChunk, ParsedDocument
 from ingest.chunk import StructureChunker, embedding_text
@@ -174,14 +174,6 @@ def discover(root: Path, suffixes: Iterable[str]) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in allowed)
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     path: Path
@@ -257,7 +249,7 @@ def ingest_paths(
         source = path.relative_to(root).as_posix() if root else path.name
         seen.add(source)
         try:
-            digest = file_hash(path)
+            digest = file_sha256(path)
         except OSError as exc:
             report.failed[str(path)] = f"{path}: cannot read ({exc.strerror or exc})"
             continue
