@@ -284,6 +284,33 @@ def demo(
 
 
 @app.command()
+def worker(
+    threads: Annotated[int, typer.Option(help="Jobs run at once in this process.")] = 1,
+) -> None:
+    """Run ingest jobs from the Redis queue (RAG_JOBS__BACKEND=redis) until stopped."""
+    import signal
+    import threading
+
+    from ingest.jobs import RedisJobQueue
+
+    ctx = _context()
+    queue = ctx.jobs
+    if not isinstance(queue, RedisJobQueue):
+        console.print(
+            "[red]error:[/red] `rag worker` serves RAG_JOBS__BACKEND=redis; the "
+            "in-process queue runs inside `rag serve`"
+        )
+        raise typer.Exit(1)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    queue.start_worker(threads)
+    console.print(f"worker: {threads} thread(s) on {ctx.settings.jobs.redis_url}")
+    stop.wait()
+    ctx.close()
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,

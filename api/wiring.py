@@ -18,7 +18,7 @@ from core.settings import Settings
 from core.types import IngestJob, JobState, JobStatus, ParsedDocument
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
-from ingest.jobs import InProcessJobQueue
+from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.parse import UnstructuredParser
 from ingest.pii import PiiRedactor
@@ -147,7 +147,17 @@ class AppContext:
 
     @cached_property
     def jobs(self) -> JobQueue:
-        return InProcessJobQueue(self.run_ingest_job)
+        """The configured queue; with Redis, jobs run in `rag worker` processes."""
+        jobs = self.settings.jobs
+        if jobs.backend == "redis":
+            return RedisJobQueue(
+                jobs.redis_url,
+                self.run_ingest_job,
+                jobs.namespace,
+                jobs.max_attempts,
+                jobs.backoff_s,
+            )
+        return InProcessJobQueue(self.run_ingest_job, jobs.max_attempts, jobs.backoff_s)
 
     def ingest(
         self,

@@ -109,6 +109,16 @@ class AnswerSettings(BaseModel):
     min_term_overlap: float = Field(default=0.34, ge=0.0, le=1.0)
 
 
+class JobSettings(BaseModel):
+    """Background ingest jobs: an in-process queue, or Redis shared by replicas + workers."""
+
+    backend: Literal["inprocess", "redis"] = "inprocess"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "rag"
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_s: float = Field(default=0.5, gt=0)
+
+
 class ApiSettings(BaseModel):
     """The HTTP surface."""
 
@@ -137,6 +147,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
     answer: AnswerSettings = AnswerSettings()
+    jobs: JobSettings = JobSettings()
     api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")

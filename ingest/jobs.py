@@ -1,16 +1,17 @@
-"""Background ingest jobs: the `JobQueue` port's in-process adapter.
+"""Background ingest jobs: the `JobQueue` port's adapters, in-process and Redis.
 
 A worker thread runs jobs one at a time. A job that raises a transient error (the store
 or a model being unavailable) is retried with exponential backoff and jitter; after
 `max_attempts` it is marked failed and kept in the dead-letter list with its reason.
 Per-file problems are not errors of the job: they end it as `partial`, with reasons.
 Jobs are idempotent (deterministic chunk ids, the manifest), so a retry never
-duplicates. Several API replicas need a shared queue: a Redis-backed adapter of the
-same port is the production counterpart (not built yet; tracked in the ingestion issue).
+duplicates. Several API replicas need a shared queue: `RedisJobQueue` below is the
+production adapter of the same port (docs/adr/0008-job-queue.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
@@ -18,7 +19,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from core.errors import ModelUnavailableError, StoreError
 from core.types import IngestJob, JobState, JobStatus
@@ -115,3 +118,131 @@ class InProcessJobQueue:
     def close(self) -> None:
         self._jobs.put(None)
         self._worker.join(timeout=30)
+
+
+def _job_to_dict(job: IngestJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "files": [list(f) for f in job.files],
+        "tenant": job.tenant,
+        "access_groups": list(job.access_groups),
+    }
+
+
+def _job_from_dict(data: dict[str, Any]) -> IngestJob:
+    return IngestJob(
+        str(data["id"]),
+        tuple((str(p), str(s)) for p, s in data["files"]),
+        data.get("tenant"),
+        tuple(data.get("access_groups") or ()),
+    )
+
+
+class RedisJobQueue:
+    """`JobQueue` on Dramatiq's Redis broker, for API replicas and separate workers.
+
+    Dramatiq gives at-least-once delivery (a message is acknowledged only after the job
+    ran; messages of a worker that died are re-queued by the broker's heartbeats),
+    retries with exponential backoff and jitter, and a dead-letter queue. Job states
+    live in Redis so any replica can answer `GET /v1/jobs/{id}`. Workers run in
+    `rag worker` processes, or in-process with `start_worker` (tests).
+    """
+
+    QUEUE = "ingest"
+
+    def __init__(
+        self,
+        url: str,
+        handler: Callable[[IngestJob], JobStatus],
+        namespace: str = "rag",
+        max_attempts: int = 3,
+        backoff_s: float = 0.5,
+        ttl_s: int = 7 * 24 * 3600,
+    ) -> None:
+        import dramatiq
+        import redis
+        from dramatiq.brokers.redis import RedisBroker
+
+        self._redis = redis.Redis.from_url(url)
+        self._broker = RedisBroker(  # type: ignore[no-untyped-call]  # untyped in dramatiq
+            url=url, namespace=f"{namespace}-dramatiq"
+        )
+        self._prefix = namespace
+        self._handler = handler
+        self._max_attempts = max_attempts
+        self._ttl_s = ttl_s
+        self._workers: list[Any] = []
+        declare: Any = dramatiq.actor  # its overloads do not cover fn + options together
+        self._actor = declare(
+            self._run,
+            broker=self._broker,
+            actor_name="ingest_job",
+            queue_name=self.QUEUE,
+            min_backoff=int(backoff_s * 1000),
+            max_backoff=int(backoff_s * 1000 * 2**max_attempts),
+            retry_when=self._retry_when,
+        )
+
+    def _key(self, job_id: str) -> str:
+        return f"{self._prefix}:job:{job_id}"
+
+    def _set(self, status: JobStatus) -> None:
+        status.updated_at = _now()
+        payload = json.dumps({**asdict(status), "state": status.state.value})
+        self._redis.set(self._key(status.id), payload, ex=self._ttl_s)
+
+    def _retry_when(self, retries: int, exc: BaseException) -> bool:
+        return isinstance(exc, TRANSIENT) and retries + 1 < self._max_attempts
+
+    def _run(self, payload: dict[str, Any]) -> None:
+        job = _job_from_dict(payload)
+        attempt = int(self._redis.hincrby(f"{self._prefix}:attempts", job.id, 1))
+        self._set(JobStatus(job.id, JobState.RUNNING, attempts=attempt))
+        try:
+            result = self._handler(job)
+        except Exception as exc:  # recorded here, re-raised for Dramatiq's retry/dead-letter
+            final = not isinstance(exc, TRANSIENT) or attempt >= self._max_attempts
+            state = JobState.FAILED if final else JobState.QUEUED
+            self._set(
+                JobStatus(
+                    job.id, state, attempts=attempt, errors={"job": f"{type(exc).__name__}: {exc}"}
+                )
+            )
+            if final:
+                self._redis.rpush(f"{self._prefix}:dead", job.id)
+            raise
+        result.attempts = attempt
+        self._set(result)
+
+    def submit(self, job: IngestJob) -> str:
+        self._set(JobStatus(job.id, JobState.QUEUED))
+        self._actor.send(_job_to_dict(job))
+        return job.id
+
+    def status(self, job_id: str) -> JobStatus | None:
+        raw = self._redis.get(self._key(job_id))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        data["state"] = JobState(data["state"])
+        return JobStatus(**data)
+
+    def dead_letters(self) -> list[str]:
+        items: list[bytes] = self._redis.lrange(f"{self._prefix}:dead", 0, -1)  # type: ignore[assignment]
+        return [item.decode() for item in items]
+
+    def start_worker(self, threads: int = 1) -> None:
+        """Consume the queue in this process (a `rag worker` does this in its own)."""
+        import dramatiq
+
+        worker = dramatiq.Worker(
+            self._broker, queues={self.QUEUE}, worker_threads=threads, worker_timeout=100
+        )
+        worker.start()
+        self._workers.append(worker)
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._broker.close()
+        self._redis.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,33 +50,38 @@ class SqliteManifest:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
         self._collection = collection
+        # One connection, shared by the job workers' threads: one statement at a time.
+        self._lock = threading.RLock()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def get(self, source: str) -> SourceRecord | None:
-        row = self._db.execute(
-            "SELECT source, content_hash, chunk_ids, state FROM sources "
-            "WHERE collection = ? AND source = ?",
-            (self._collection, source),
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT source, content_hash, chunk_ids, state FROM sources "
+                "WHERE collection = ? AND source = ?",
+                (self._collection, source),
+            ).fetchone()
         return (
             None if row is None else SourceRecord(row[0], row[1], tuple(json.loads(row[2])), row[3])
         )
 
     def sources(self) -> list[SourceRecord]:
-        rows = self._db.execute(
-            "SELECT source, content_hash, chunk_ids, state FROM sources WHERE collection = ? "
-            "ORDER BY source",
-            (self._collection,),
-        ).fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, content_hash, chunk_ids, state FROM sources WHERE collection = ? "
+                "ORDER BY source",
+                (self._collection,),
+            ).fetchall()
         return [SourceRecord(r[0], r[1], tuple(json.loads(r[2])), r[3]) for r in rows]
 
     def _write(self, source: str, content_hash: str, chunk_ids: list[str], state: str) -> None:

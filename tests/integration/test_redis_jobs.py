@@ -1,0 +1,178 @@
+"""The Redis-backed job queue, on the real Redis at 127.0.0.1:6379, two workers at once.
+
+Skips with a reason where no Redis runs; under CI (CI=true) it must run, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from api.wiring import build_app_context
+from core.errors import StoreError
+from core.settings import Settings
+from core.types import IngestJob, JobState, JobStatus
+from ingest.jobs import RedisJobQueue
+
+pytestmark = pytest.mark.integration
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"CI needs Redis at {REDIS_URL}: {exc}") from exc
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); start one to run these tests")
+    name = f"rag-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    for key in client.scan_iter(match=f"{name}*"):
+        client.delete(key)
+    client.close()
+
+
+def _wait(queue: RedisJobQueue, ids: list[str], deadline_s: float = 90.0) -> list[JobStatus]:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        statuses = [queue.status(i) for i in ids]
+        if all(s and s.state not in (JobState.QUEUED, JobState.RUNNING) for s in statuses):
+            return [s for s in statuses if s]
+        time.sleep(0.05)
+    raise AssertionError(f"jobs did not finish: {[queue.status(i) for i in ids]}")
+
+
+def _queue(namespace: str, handler: Callable[[IngestJob], JobStatus]) -> RedisJobQueue:
+    return RedisJobQueue(REDIS_URL, handler, namespace=namespace, max_attempts=3, backoff_s=0.01)
+
+
+def test_two_workers_share_one_queue_and_ingest_every_upload(
+    namespace: str, settings: Settings, tmp_path: Path
+) -> None:
+    ctx = build_app_context(settings)
+    threads: dict[str, str] = {}
+
+    def handler(job: IngestJob) -> JobStatus:
+        threads[job.id] = threading.current_thread().name
+        time.sleep(0.2)  # long enough for the second worker to take its share
+        return ctx.run_ingest_job(job)
+
+    queue = _queue(namespace, handler)
+    queue.start_worker()
+    queue.start_worker()
+    try:
+        ids = []
+        for i in range(6):
+            folder = tmp_path / f"upload-{i}"
+            folder.mkdir()
+            (folder / f"note-{i}.md").write_text(f"# Note {i}\n\nFact number {i} about tides.\n")
+            ids.append(
+                queue.submit(
+                    IngestJob(f"job-{i}", ((str(folder / f"note-{i}.md"), f"note-{i}.md"),))
+                )
+            )
+        statuses = _wait(queue, ids)
+    finally:
+        queue.close()
+    try:
+        assert [s.state for s in statuses] == [JobState.SUCCEEDED] * 6
+        assert all(s.documents == 1 for s in statuses)
+        assert len(set(threads.values())) == 2  # both workers took jobs
+        assert ctx.store.count() == 6
+    finally:
+        ctx.close()
+
+
+def test_transient_errors_are_retried_with_backoff(namespace: str) -> None:
+    attempts: list[float] = []
+
+    def flaky(job: IngestJob) -> JobStatus:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise StoreError("Qdrant is restarting")
+        return JobStatus(job.id, JobState.SUCCEEDED, documents=1)
+
+    queue = _queue(namespace, flaky)
+    queue.start_worker()
+    try:
+        status = _wait(queue, [queue.submit(IngestJob("flaky", ()))])[0]
+    finally:
+        queue.close()
+    assert (status.state, status.attempts) == (JobState.SUCCEEDED, 3)
+    assert queue.dead_letters() == []
+
+
+def test_exhausted_and_non_transient_jobs_are_dead_lettered(namespace: str) -> None:
+    def handler(job: IngestJob) -> JobStatus:
+        if job.id == "outage":
+            raise StoreError("connection refused")
+        raise ValueError("a bug, not an outage")
+
+    queue = _queue(namespace, handler)
+    queue.start_worker()
+    try:
+        outage, bug = _wait(
+            queue, [queue.submit(IngestJob("outage", ())), queue.submit(IngestJob("bug", ()))]
+        )
+        dead = queue.dead_letters()
+    finally:
+        queue.close()
+    assert (outage.state, outage.attempts) == (JobState.FAILED, 3)
+    assert (bug.state, bug.attempts) == (JobState.FAILED, 1)
+    assert "connection refused" in outage.errors["job"]
+    assert sorted(dead) == ["bug", "outage"]
+
+
+def test_a_rag_worker_process_serves_jobs_submitted_elsewhere(
+    namespace: str, settings: Settings, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(
+        {
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "RAG_DATA_DIR": str(settings.data_dir),
+            "RAG_STORE__PATH": str(settings.store.path),
+            "RAG_EMBEDDING__MODELS_DIR": str(settings.embedding.models_dir),
+            "RAG_JOBS__BACKEND": "redis",
+            "RAG_JOBS__REDIS_URL": REDIS_URL,
+            "RAG_JOBS__NAMESPACE": namespace,
+        }
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    note = tmp_path / "kelp.md"
+    note.write_text("# Kelp\n\nKelp forests grow up to half a metre a day.\n")
+
+    def never(job: IngestJob) -> JobStatus:
+        raise AssertionError("the submitting process must not run jobs")
+
+    queue = _queue(namespace, never)  # submit only: no worker started here
+    try:
+        status = _wait(queue, [queue.submit(IngestJob("remote", ((str(note), "kelp.md"),)))])[0]
+    finally:
+        queue.close()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    assert (status.state, status.documents, status.chunks) == (JobState.SUCCEEDED, 1, 1)
+    assert worker.returncode == 0
