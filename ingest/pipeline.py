@@ -99,6 +99,10 @@ class Indexer:
         self._store.delete_by_source(source)
 
 
+#: How many batches of chunks are buffered and sorted by length before embedding.
+SORT_WINDOW_BATCHES = 8
+
+
 class StreamingWriter:
     """Batches chunks across sources and overlaps each upsert with the next embedding.
 
@@ -126,9 +130,16 @@ class StreamingWriter:
             self._complete(source)
             return
         self._buffer.extend(chunks)
-        while len(self._buffer) >= self._indexer.batch_size:
-            batch = self._buffer[: self._indexer.batch_size]
-            del self._buffer[: self._indexer.batch_size]
+        if len(self._buffer) >= self._indexer.batch_size * SORT_WINDOW_BATCHES:
+            self._drain(keep_partial=True)
+
+    def _drain(self, keep_partial: bool) -> None:
+        """Embed the buffer in batches of similar length: a batch is padded to its longest
+        text, so sorting a window of chunks by length saves the padding's compute."""
+        self._buffer.sort(key=lambda chunk: len(embedding_text(chunk)))
+        size = self._indexer.batch_size
+        while self._buffer and (len(self._buffer) >= size or not keep_partial):
+            batch, self._buffer = self._buffer[:size], self._buffer[size:]
             self._submit(batch)
 
     def _submit(self, batch: list[Chunk]) -> None:
@@ -158,9 +169,7 @@ class StreamingWriter:
     def close(self) -> None:
         """Write what is buffered and finish every source; call once, at the end."""
         try:
-            if self._buffer:
-                batch, self._buffer = self._buffer, []
-                self._submit(batch)
+            self._drain(keep_partial=False)
             self._settle()
         finally:
             self._pool.shutdown(wait=True)
