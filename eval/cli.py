@@ -306,7 +306,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "hybrid-weighted-bm25x2": {"retrieval": {"sparse_weight": 2.0}},
     "hybrid-mmr-0.7": {"retrieval": {"mmr_lambda": 0.7}},
     "hybrid-whole-docs": {"chunk_size": None},
-    "hybrid-chunks-600": {"chunk_size": 600},
+    "hybrid-chunks-1200": {"chunk_size": 1200},
     "hybrid-L3-model": {"embedding": {"model": "paraphrase-MiniLM-L3-v2"}},
     "hybrid-rerank": {"rerank": True},
 }
