@@ -76,13 +76,13 @@ def scatter(
     """Labelled points (name, x, y): the tradeoff view of a config matrix."""
     if not points:
         return ""
-    width, height, pad = 620, 360, 50
+    width, height, pad, label_room = 760, 360, 50, 190
     xs, ys = [p[1] for p in points], [p[2] for p in points]
     x_low, x_high = min(xs) * 0.9, max(xs) * 1.1 or 1.0
     y_low, y_high = min(ys) - 0.02, max(ys) + 0.02
 
-    def sx(x: float) -> float:
-        return pad + (x - x_low) / ((x_high - x_low) or 1.0) * (width - 2 * pad)
+    def sx(x: float) -> float:  # labels sit right of their point: keep room for them
+        return pad + (x - x_low) / ((x_high - x_low) or 1.0) * (width - 2 * pad - label_room)
 
     def sy(y: float) -> float:
         return height - pad - (y - y_low) / ((y_high - y_low) or 1.0) * (height - 2 * pad)
