@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from core.offline import apply_offline_defaults
 
 apply_offline_defaults()
 
-from core.settings import Settings  # noqa: E402
+from core.settings import EmbeddingSettings, Settings, StoreSettings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +21,8 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
-        store={"backend": "edge", "path": tmp_path / "qdrant", "collection": "test"},
-        embedding={"models_dir": PROJECT_ROOT / ".models"},
+        store=StoreSettings(backend="edge", path=tmp_path / "qdrant", collection="test"),
+        embedding=EmbeddingSettings(models_dir=PROJECT_ROOT / ".models"),
     )
 
 
@@ -35,9 +34,3 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("sample-corpus")
     sample_corpus.build(PROJECT_ROOT / "docs", target)
     return target
-
-
-@pytest.fixture
-def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient
@@ -77,14 +78,14 @@ def _points(texts: dict[str, list[str]] = TEXTS) -> list[IndexedChunk]:
     return points
 
 
-def _query(text: str, mode: SearchMode = SearchMode.HYBRID, **kw: object) -> SearchQuery:
+def _query(text: str, mode: SearchMode = SearchMode.HYBRID, **kw: Any) -> SearchQuery:
     return SearchQuery(
         dense=HashEmbedder(DIM).embed_query(text),
         sparse=Bm25Encoder(SparseSettings()).encode_query(text),
         limit=int(kw.pop("limit", 5)),
         mode=mode,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,9 @@ def _ingest(ctx: AppContext, folder: Path, prune: bool = False) -> IngestReport:
 
 
 @pytest.fixture
-def ctx(settings: Settings) -> AppContext:
+def ctx(settings: Settings) -> Iterator[AppContext]:
     context = build_app_context(settings)
-    yield context  # type: ignore[misc]
+    yield context
     context.close()
 
 

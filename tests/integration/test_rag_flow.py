@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ def _ingest(context: AppContext, folder: Path) -> int:
 
 
 @pytest.fixture
-def context(settings: Settings, sample_corpus: Path) -> AppContext:
+def context(settings: Settings, sample_corpus: Path) -> Iterator[AppContext]:
     context = build_app_context(settings)
     _ingest(context, sample_corpus)
-    yield context  # type: ignore[misc]
+    yield context
     context.close()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -38,11 +39,11 @@ class RecordingStore:
         pass
 
 
-def _retriever(**settings: object) -> tuple[Retriever, RecordingStore]:
+def _retriever(**settings: Any) -> tuple[Retriever, RecordingStore]:
     store = RecordingStore()
     retriever = Retriever(
         HashEmbedder(8), Bm25Encoder(SparseSettings()), store, RetrievalSettings(**settings)
-    )  # type: ignore[arg-type]
+    )
     return retriever, store
 
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from core.settings import Settings
+from core.settings import IngestSettings, Settings, StoreSettings
 
 
 def test_env_vars_reach_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,7 +16,7 @@ def test_env_vars_reach_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_server_backend_without_url_says_how_to_fix() -> None:
     with pytest.raises(ConfigError, match="RAG_STORE__URL"):
-        Settings(_env_file=None, store={"backend": "qdrant"})  # type: ignore[call-arg]
+        Settings(_env_file=None, store=StoreSettings(backend="qdrant"))  # type: ignore[call-arg]
 
 
 def test_production_refuses_the_embedded_store() -> None:
@@ -26,4 +26,4 @@ def test_production_refuses_the_embedded_store() -> None:
 
 def test_overlap_must_be_smaller_than_chunk() -> None:
     with pytest.raises(ValidationError, match="CHUNK_OVERLAP"):
-        Settings(_env_file=None, ingest={"chunk_size": 200, "chunk_overlap": 200})  # type: ignore[call-arg]
+        IngestSettings(chunk_size=200, chunk_overlap=200)
