@@ -1,0 +1,96 @@
+"""Grounded prompting: versioned templates, passages fenced as data, citation checks.
+
+The LLM sees retrieved passages inside `<passage id="n">` fences, with any fence-like text
+inside a passage neutralised, so a document cannot close its fence and talk to the model
+as if it were the user. After generation, `check_citations` verifies that the answer cites
+only passages it was given and flags sentences that cite nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.types import ScoredChunk
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+_CITATION = re.compile(r"\[(\d+)\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTemplate:
+    name: str
+    version: int
+    system: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class CitationCheck:
+    """What an answer cites: valid numbers, numbers it was never given, uncited sentences."""
+
+    cited: frozenset[int]
+    invalid: frozenset[int]
+    uncited_sentences: tuple[str, ...]
+
+    @property
+    def grounded(self) -> bool:
+        return bool(self.cited) and not self.invalid and not self.uncited_sentences
+
+
+def load_template(name: str = "grounded_answer", version: int = 1) -> PromptTemplate:
+    """Read `prompts/<name>.v<version>.toml`; a missing or malformed file is a config error."""
+    path = PROMPTS_DIR / f"{name}.v{version}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return PromptTemplate(
+            str(data["name"]), int(data["version"]), str(data["system"]), str(data["user"])
+        )
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"prompt template {path} is missing or invalid: {exc}") from exc
+
+
+def fence(number: int, passage: ScoredChunk) -> str:
+    """One passage as data: attributes escaped, fence tags inside the text neutralised."""
+    chunk = passage.chunk
+    body = re.sub(
+        r"</?\s*passage\b",
+        lambda m: m.group(0).replace("<", "&lt;"),
+        chunk.text,
+        flags=re.IGNORECASE,
+    )
+    where = html.escape(" > ".join(p for p in (chunk.title, chunk.section) if p), quote=True)
+    source = html.escape(chunk.source, quote=True)
+    return f'<passage id="{number}" source="{source}" where="{where}">\n{body}\n</passage>'
+
+
+def build_messages(
+    question: str, passages: Sequence[ScoredChunk], template: PromptTemplate
+) -> list[ChatMessage]:
+    """System + user messages for a chat model, passages numbered from 1."""
+    fenced = "\n\n".join(fence(i, p) for i, p in enumerate(passages, 1))
+    return [
+        ChatMessage("system", template.system),
+        ChatMessage("user", template.user.format(passages=fenced, question=question)),
+    ]
+
+
+def check_citations(answer: str, passages_given: int) -> CitationCheck:
+    """Flag citations of passages that were not given, and sentences with no citation."""
+    numbers = {int(n) for n in _CITATION.findall(answer)}
+    valid = {n for n in numbers if 1 <= n <= passages_given}
+    sentences = [s.strip() for s in _SENTENCE.split(answer.strip()) if s.strip()]
+    uncited = tuple(s for s in sentences if not _CITATION.search(s))
+    return CitationCheck(frozenset(valid), frozenset(numbers - valid), uncited)
