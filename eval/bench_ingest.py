@@ -17,7 +17,6 @@ before run 3).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import tempfile
 import time
@@ -28,6 +27,7 @@ from core.offline import apply_offline_defaults
 from core.settings import get_settings
 from core.types import Element, ParsedDocument
 from eval.datasets import load_corpus
+from eval.report import emit_json
 from ingest.chunk import StructureChunker, embedding_text
 from ingest.embed import Bm25Encoder, FastEmbedder
 from ingest.pipeline import Indexer, StreamingWriter
@@ -137,10 +137,7 @@ def main() -> None:
             "store": "qdrant-edge",
         },
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit_json(report, args.out)
 
 
 if __name__ == "__main__":

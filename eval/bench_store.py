@@ -8,7 +8,6 @@ ratios hold on any machine. Prints JSON; the ADR quotes it.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from qdrant_client import QdrantClient
 
 from core.settings import SparseSettings
 from core.types import Chunk, IndexedChunk, SearchMode, SearchQuery
+from eval.report import emit_json
 from ingest.chunk import chunk_id, content_hash
 from ingest.embed import Bm25Encoder
 from store.edge import EdgeStore
@@ -111,10 +111,7 @@ def main() -> None:
     assert isinstance(edge, dict)
     assert isinstance(local, dict)
     report["hybrid_p50_speedup"] = round(local["hybrid_ms"]["p50"] / edge["hybrid_ms"]["p50"], 1)
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit_json(report, args.out)
 
 
 if __name__ == "__main__":

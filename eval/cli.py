@@ -5,8 +5,6 @@ Every command writes JSON (machine-readable), Markdown and a self-contained HTML
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from rich.table import Table
 from core.errors import RagError
 from core.settings import Settings, get_settings
 from core.types import SearchMode
+from eval.report import emit_json
 
 app = typer.Typer(
     help="Evaluate retrieval and answers on the golden set or public data.", no_args_is_help=True
@@ -170,14 +169,6 @@ def _retriever_for(
     return ctx.retriever(store), store
 
 
-def _write_json(report: dict[str, Any], out: Path | None) -> None:
-    text = json.dumps(report, indent=2)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    sys.stdout.write(text + "\n")
-
-
 @app.command("beir")
 def beir(
     data: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")],
@@ -215,7 +206,7 @@ def beir(
     except RagError as exc:
         _fail(exc)
     primary = results[0]
-    _write_json(
+    emit_json(
         {
             **primary.metrics,
             "latency_ms": primary.latency_ms,
@@ -280,7 +271,7 @@ def qa(
         store.close()
     except RagError as exc:
         _fail(exc)
-    _write_json(
+    emit_json(
         {
             **result.aggregates,
             "latency_ms": result.latency_ms,

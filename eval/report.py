@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,15 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> tuple[str,
         for r in rows
     )
     return "\n".join(md), f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def emit_json(report: dict[str, Any], out: Path | None) -> None:
+    """Print a machine-readable report to stdout and, when asked, write it to `out`."""
+    text = json.dumps(report, indent=2, default=str)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    sys.stdout.write(text + "\n")
 
 
 def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:

@@ -65,14 +65,19 @@ class ExtractiveGenerator:
     def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer:
         wanted = self._terms(question)
         top = list(passages[: self._max_passages])
-        coverage = [len(wanted & self._terms(p.chunk.text + " " + p.chunk.section)) for p in top]
+        # Each passage is stemmed once per answer; sentences are stemmed below, once each.
+        passage_terms = [self._terms(p.chunk.text) for p in top]
+        coverage = [
+            len(wanted & (terms | self._terms(p.chunk.section)))
+            for terms, p in zip(passage_terms, top, strict=True)
+        ]
         if not wanted or not top or max(coverage) / len(wanted) < self._min_overlap:
             return Answer(
                 question, NOT_FOUND, (), found=False, generator=self.name, passages=tuple(passages)
             )
         # Rarer question terms (present in fewer passages) count more, as in IDF.
         document_frequency = {
-            term: sum(term in self._terms(p.chunk.text) for p in top) for term in wanted
+            term: sum(term in terms for terms in passage_terms) for term in wanted
         }
         weight = {
             t: math.log(1 + len(top) / (1 + df)) + 0.1 for t, df in document_frequency.items()
