@@ -5,7 +5,7 @@ IBANs with their check digits, US SSNs) are found with presidio's recognizers an
 replaced by `<ENTITY_TYPE>` before chunking, so they never reach the embeddings, the
 index or an answer. Offline: presidio's own email recognizer validates domains with
 tldextract, which downloads the public-suffix list at run time, so email uses a plain
-pattern here; the NLP engine is the packaged spaCy `en_core_web_sm`.
+pattern here; the NLP engine is the packaged spaCy `en_core_web_sm`. See ADR 0010.
 """
 
 from __future__ import annotations
