@@ -97,7 +97,7 @@ def _run_ingest(
     started = time.perf_counter()
     published: str | None = None
     try:
-        published_before = ctx.catalog.resolve(ctx.settings.store.collection)
+        published_before = ctx.aliases.resolve(ctx.settings.store.collection)
         if ctx.rebuilding and published_before is not None and not reindex:
             raise ConfigError(
                 f"the pipeline changed since {published_before!r} was built "

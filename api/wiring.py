@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.offline import apply_offline_defaults
 from core.ports import Embedder, Generator, JobQueue, Reranker, SparseEncoder, VectorStore
@@ -27,7 +28,12 @@ from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
 from retrieval.service import RagService
 from store import open_catalog, open_store
-from store.catalog import Catalog
+from store.catalog import Catalog as AliasCatalog
+
+if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when enabled
+    from gateway.cache import SemanticCache
+    from gateway.catalog import Catalog
+    from gateway.ledger import SqlLedger
 
 
 @dataclass
@@ -45,7 +51,7 @@ class AppContext:
         return Bm25Encoder(self.settings.sparse)
 
     @cached_property
-    def catalog(self) -> Catalog:
+    def aliases(self) -> AliasCatalog:
         return open_catalog(self.settings.store)
 
     @cached_property
@@ -57,7 +63,7 @@ class AppContext:
     @cached_property
     def query_collection(self) -> str:
         """What the alias (RAG_STORE__COLLECTION) points to; the build one before any."""
-        return self.catalog.resolve(self.settings.store.collection) or self.build_collection
+        return self.aliases.resolve(self.settings.store.collection) or self.build_collection
 
     @property
     def rebuilding(self) -> bool:
@@ -83,16 +89,60 @@ class AppContext:
     def publish(self) -> str | None:
         """Point the alias at the build collection (atomic); returns the previous target."""
         alias = self.settings.store.collection
-        previous = self.catalog.resolve(alias)
+        previous = self.aliases.resolve(alias)
         if previous != self.build_collection:
-            self.catalog.switch(alias, self.build_collection)
+            self.aliases.switch(alias, self.build_collection)
         return previous
 
     @cached_property
-    def generator(self) -> Generator:
+    def extractive(self) -> ExtractiveGenerator:
         answer = self.settings.answer
         return ExtractiveGenerator(
             answer.max_passages, answer.max_sentences, answer.min_term_overlap
+        )
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from gateway.catalog import load_catalog
+
+        return load_catalog(self.settings.llm.catalog)
+
+    @cached_property
+    def ledger(self) -> SqlLedger:
+        from gateway.ledger import SqlLedger
+
+        url = self.settings.llm.ledger_url
+        if url is None:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{self.settings.data_dir / 'ledger.sqlite3'}"
+        return SqlLedger(url)
+
+    @cached_property
+    def generator(self) -> Generator:
+        """The LLM gateway when enabled (extractive is its last rung); else extractive."""
+        llm = self.settings.llm
+        if not llm.enabled:
+            return self.extractive
+        from gateway.gateway import LlmGateway
+        from gateway.providers import build_chat_model
+
+        models = {name: build_chat_model(self.catalog.get(name), llm) for name in llm.models}
+        return LlmGateway(self.catalog, llm, models, self.ledger, self.extractive)
+
+    @cached_property
+    def answer_cache(self) -> SemanticCache | None:
+        """Semantic cache of LLM answers; off with the LLM (nothing costly to save)."""
+        if not (self.settings.llm.enabled and self.settings.cache.enabled):
+            return None
+        from gateway.cache import SemanticCache
+
+        cache = self.settings.cache
+        return SemanticCache(
+            open_store(self.settings.store, cache.collection),
+            self.embedder,
+            cache.threshold,
+            cache.ttl_s,
+            self.ledger,
         )
 
     @cached_property
@@ -118,7 +168,9 @@ class AppContext:
 
     @cached_property
     def service(self) -> RagService:
-        return RagService(self.retriever(), self.generator)
+        return RagService(
+            self.retriever(), self.generator, self.answer_cache, corpus=self.query_collection
+        )
 
     @cached_property
     def parser(self) -> UnstructuredParser:
@@ -175,7 +227,7 @@ class AppContext:
             metadata["tenant"] = tenant
         if access_groups:
             metadata["access_groups"] = list(access_groups)
-        return ingest_paths(
+        report = ingest_paths(
             paths,
             self.parser,
             self.chunker,
@@ -188,6 +240,9 @@ class AppContext:
             metadata=metadata,
             redactor=self.redactor,
         )
+        if self.answer_cache is not None:  # answers citing changed documents are stale
+            self.answer_cache.invalidate([*report.indexed, *report.pruned])
+        return report
 
     def run_ingest_job(self, job: IngestJob) -> JobStatus:
         """Ingest a job's files (uploads); per-file problems make it partial, not failed."""
@@ -218,6 +273,8 @@ class AppContext:
             for store in stores:  # during a re-index, from the old and the new collection
                 store.delete_by_source(source)
             self.manifest.remove(source)
+            if self.answer_cache is not None:
+                self.answer_cache.invalidate([source])
         return known
 
     @property
@@ -232,6 +289,10 @@ class AppContext:
     def close(self) -> None:
         if "jobs" in self.__dict__:
             self.jobs.close()
+        if self.__dict__.get("answer_cache") is not None:
+            self.answer_cache.close()  # type: ignore[union-attr]
+        if "ledger" in self.__dict__:
+            self.ledger.close()
         if "build_store" in self.__dict__ and self.build_store is not self.__dict__.get("store"):
             self.build_store.close()
         if "store" in self.__dict__:

@@ -5,6 +5,8 @@
     ├── ModelUnavailableError  a model's files are missing locally (run `make setup`)
     ├── StoreError             the vector store failed
     │   └── SchemaMismatchError  collection vectors do not match the embedder
+    ├── ProviderError          an LLM provider failed (`transient`: worth a retry)
+    │   └── CircuitOpenError     the provider's breaker is open: not even tried
     ├── IngestError            one source could not be parsed or chunked
     │   └── UnsupportedFormatError
     └── InvalidRequestError    a caller sent something we cannot serve
@@ -33,6 +35,24 @@ class StoreError(RagError):
 
 class SchemaMismatchError(StoreError):
     """The collection was built for another embedder (vector size or distance differ)."""
+
+
+class ProviderError(RagError):
+    """An LLM call failed. Transient failures (429, 5xx, timeouts, refused connections)
+    are retried with backoff; anything else (4xx, a malformed reply) moves to the next model.
+    """
+
+    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class CircuitOpenError(ProviderError):
+    """The provider failed repeatedly; calls skip it until its breaker lets one through."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False)
 
 
 class IngestError(RagError):

@@ -6,18 +6,25 @@ Adapters live beside the room that owns them (`ingest/embed.py`, `store/edge.py`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from core.types import (
     Answer,
+    AnswerEvent,
+    ChatMessage,
+    Completion,
     Filters,
     IndexedChunk,
     IngestJob,
     JobStatus,
+    LedgerEntry,
     ParsedDocument,
+    RequestContext,
     ScoredChunk,
     SearchQuery,
+    StreamChunk,
 )
 from core.types import SparseVector as SparseVec
 
@@ -65,6 +72,10 @@ class VectorStore(Protocol):
         """Delete a source's points, except `keep_ids` (the chunks of its new version)."""
         ...
 
+    def delete(self, filters: Filters) -> None:
+        """Delete every point matching `filters` (a list value matches any of its items)."""
+        ...
+
     def count(self, filters: Filters | None = None) -> int: ...
 
     def close(self) -> None: ...
@@ -94,7 +105,72 @@ class Generator(Protocol):
     @property
     def name(self) -> str: ...
 
-    def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer: ...
+    def generate(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Answer: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Generator, Protocol):
+    """A generator that can also stream its answer: tokens first, then the whole answer."""
+
+    def stream(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Iterator[AnswerEvent]: ...
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """One provider's chat endpoint. Adapters raise `ProviderError`, marked transient or not."""
+
+    @property
+    def name(self) -> str: ...
+
+    def complete(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Completion: ...
+
+    def stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Iterator[StreamChunk]: ...
+
+
+@runtime_checkable
+class AnswerCache(Protocol):
+    """Answers to earlier questions, found by meaning, scoped by who may read them."""
+
+    def lookup(
+        self,
+        question: str,
+        context: RequestContext,
+        corpus: str,
+        *,
+        allow_stale: bool = False,
+        vector: list[float] | None = None,
+    ) -> Answer | None: ...
+
+    def put(self, question: str, context: RequestContext, corpus: str, answer: Answer) -> None: ...
+
+    def invalidate(self, sources: Iterable[str]) -> None: ...
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The cost ledger: one row per answered request, summed for budgets and reports."""
+
+    def record(self, entry: LedgerEntry) -> None: ...
+
+    def spent(self, tenant: str, since: datetime) -> float:
+        """US dollars spent by `tenant` since `since` (UTC)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

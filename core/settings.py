@@ -127,6 +127,42 @@ class ApiSettings(BaseModel):
     max_upload_mb: float = Field(default=20.0, gt=0)
 
 
+class LlmSettings(BaseModel):
+    """The LLM gateway. Off by default: answers are extractive until a model is configured.
+
+    Models, prices, routing rules and budgets live in the versioned catalog file; these
+    knobs pick which catalog models may serve here and how hard to try each one.
+    """
+
+    enabled: bool = False
+    catalog: Path | None = Field(default=None, description="Default: gateway/catalog.toml")
+    models: list[str] = Field(default=["local-smollm2"], min_length=1)
+    endpoints: dict[str, str] = Field(
+        default={}, description="Per-model endpoint overrides, e.g. a local server's port"
+    )
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    prompt_version: int = Field(default=1, ge=1)
+    max_passages: int = Field(default=5, ge=1, le=20)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=4.0, ge=0)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+    ledger_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite under data_dir"
+    )
+
+
+class CacheSettings(BaseModel):
+    """The semantic answer cache (only LLM answers are cached: they are the costly ones)."""
+
+    enabled: bool = True
+    collection: str = "answer-cache"
+    threshold: float = Field(default=0.93, gt=0, le=1)
+    ttl_s: float = Field(default=86_400.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Root settings; build it with `get_settings()`, never at import time."""
 
@@ -149,6 +185,8 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     jobs: JobSettings = JobSettings()
     api: ApiSettings = ApiSettings()
+    llm: LlmSettings = LlmSettings()
+    cache: CacheSettings = CacheSettings()
 
     @model_validator(mode="after")
     def _server_needs_url(self) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -108,6 +109,91 @@ class Citation:
     quote: str
 
 
+class Sensitivity(StrEnum):
+    """How sensitive a request's data is; `confidential` may only reach `private` models."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who asks, under which rules: scopes retrieval, the answer cache, routing and budgets."""
+
+    tenant: str = "default"
+    access_groups: tuple[str, ...] = ()
+    sensitivity: Sensitivity = Sensitivity.INTERNAL
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one LLM call; `estimated` when the provider did not report them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    usage: Usage
+    model_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """A piece of a streamed completion; the last one carries the usage, if reported."""
+
+    text: str = ""
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """How an answer was made: the ladder rung, the model and why, tokens, cost, grounding.
+
+    `rung` is one of `llm`, `extractive`, `cache` (a fresh hit), `stale-cache` (the last
+    resort when retrieval itself failed). `attempts` lists every model tried and how it went.
+    """
+
+    rung: str
+    model: str
+    route: str
+    attempts: tuple[str, ...] = ()
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    prompt: str = ""
+    grounded: bool | None = None
+    invalid_citations: tuple[int, ...] = ()
+    uncited_sentences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One answered request in the cost ledger (what it cost, or what the cache saved)."""
+
+    at: datetime
+    tenant: str
+    model: str
+    rung: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    saved_tokens: int = 0
+    latency_ms: float = 0.0
+    route: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A grounded answer: text with [n] markers, the citations they point to, and provenance."""
@@ -119,6 +205,16 @@ class Answer:
     generator: str
     passages: tuple[ScoredChunk, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    provenance: Provenance | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEvent:
+    """One event of a streamed answer: `token` pieces of text, then the whole `answer`."""
+
+    kind: str  # "token" | "answer"
+    text: str = ""
+    answer: Answer | None = None
 
 
 @dataclass(frozen=True, slots=True)

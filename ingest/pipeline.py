@@ -34,6 +34,7 @@ class IngestReport:
     documents: int = 0
     chunks: int = 0
     skipped: int = 0
+    indexed: list[str] = field(default_factory=list)  # sources new or changed in this run
     pruned: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -276,6 +277,7 @@ def ingest_paths(
             manifest.commit(source, digest, ids)
         report.documents += 1
         report.chunks += len(ids)
+        report.indexed.append(source)
         if on_document is not None:
             on_document(document, len(ids))
 

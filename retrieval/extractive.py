@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from py_rust_stemmers import SnowballStemmer
 
-from core.types import Answer, Citation, ScoredChunk
+from core.types import Answer, Citation, RequestContext, ScoredChunk
 
 NOT_FOUND = "I could not find an answer to this question in the indexed documents."
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
@@ -62,7 +62,12 @@ class ExtractiveGenerator:
     def name(self) -> str:
         return "extractive"
 
-    def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer:
+    def generate(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Answer:
         wanted = self._terms(question)
         top = list(passages[: self._max_passages])
         # Each passage is stemmed once per answer; sentences are stemmed below, once each.

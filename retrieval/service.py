@@ -1,21 +1,61 @@
-"""The query path end to end: retrieve -> (rerank) -> generate -> cite. Surfaces call this."""
+"""The query path end to end: cache -> retrieve -> (rerank) -> generate -> cite.
+
+Surfaces (API, CLI) call this. The answer cache sits first, so a hit skips retrieval and
+the LLM; it is also the last rung of the degradation ladder: when retrieval itself fails,
+a stale cached answer (labelled `stale-cache`) is better than an error.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from collections.abc import Iterator
 
-from core.ports import Generator
-from core.types import Answer, Filters, ScoredChunk, SearchMode
+from core.errors import StoreError
+from core.ports import AnswerCache, Generator, StreamingGenerator
+from core.types import (
+    Answer,
+    AnswerEvent,
+    Filters,
+    RequestContext,
+    Retrieval,
+    ScoredChunk,
+    SearchMode,
+)
 from retrieval.search import Retriever, normalize_query
+
+log = logging.getLogger(__name__)
+
+
+def scoped_filters(filters: Filters | None, context: RequestContext) -> Filters | None:
+    """The caller's filters plus its tenant and access groups (the default tenant is open)."""
+    scoped = dict(filters or {})
+    if context.tenant != RequestContext().tenant:
+        scoped["meta.tenant"] = context.tenant
+    if context.access_groups:
+        scoped["meta.access_groups"] = list(context.access_groups)
+    return scoped or None
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
 
 
 class RagService:
     """What the API and the CLI call: search, or answer with citations."""
 
-    def __init__(self, retriever: Retriever, generator: Generator) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator,
+        cache: AnswerCache | None = None,
+        corpus: str = "",
+    ) -> None:
         self._retriever = retriever
         self._generator = generator
+        self._cache = cache
+        self._corpus = corpus
 
     def search(
         self,
@@ -27,11 +67,97 @@ class RagService:
         return self._retriever.search(query, top_k=top_k, filters=filters, mode=mode)
 
     def ask(
-        self, question: str, top_k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        context: RequestContext | None = None,
     ) -> Answer:
+        context = context or RequestContext()
         cleaned = normalize_query(question)
-        retrieval = self._retriever.retrieve(cleaned, top_k=top_k, filters=filters)
         start = time.perf_counter()
-        answer = self._generator.generate(cleaned, retrieval.hits)
-        timings = {**retrieval.timings_ms, "generate": (time.perf_counter() - start) * 1000}
+        cached = self._cached(cleaned, context)
+        if cached is not None:
+            return dataclasses.replace(cached, timings_ms={"cache": _ms(start)})
+        retrieval = self._retrieve(cleaned, top_k, filters, context)
+        if isinstance(retrieval, Answer):
+            return retrieval
+        start = time.perf_counter()
+        answer = self._generator.generate(cleaned, retrieval.hits, context)
+        self._remember(cleaned, context, answer)
+        timings = {**retrieval.timings_ms, "generate": _ms(start)}
         return dataclasses.replace(answer, timings_ms=timings)
+
+    def ask_stream(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        context: RequestContext | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Like `ask`, as events: tokens while the model writes, then the checked answer."""
+        context = context or RequestContext()
+        cleaned = normalize_query(question)
+        cached = self._cached(cleaned, context)
+        retrieval = self._retrieve(cleaned, top_k, filters, context) if cached is None else cached
+        if isinstance(retrieval, Answer):
+            yield AnswerEvent("token", retrieval.text)
+            yield AnswerEvent("answer", answer=retrieval)
+            return
+        if not isinstance(self._generator, StreamingGenerator):
+            answer = self._generator.generate(cleaned, retrieval.hits, context)
+            yield AnswerEvent("token", answer.text)
+            yield AnswerEvent("answer", answer=answer)
+            return
+        for event in self._generator.stream(cleaned, retrieval.hits, context):
+            if event.answer is not None:
+                self._remember(cleaned, context, event.answer)
+            yield event
+
+    def _cached(self, question: str, context: RequestContext) -> Answer | None:
+        if self._cache is None:
+            return None
+        try:
+            return self._cache.lookup(question, context, self._corpus)
+        except StoreError as exc:  # a broken cache must not break answering
+            log.warning("answer cache lookup failed: %s", exc)
+            return None
+
+    def _retrieve(
+        self,
+        question: str,
+        top_k: int | None,
+        filters: Filters | None,
+        context: RequestContext,
+    ) -> Retrieval | Answer:
+        """Hits, or (retrieval down) a stale cached answer as the last rung; else raise."""
+        try:
+            return self._retriever.retrieve(
+                question, top_k=top_k, filters=scoped_filters(filters, context)
+            )
+        except StoreError:
+            if self._cache is not None:
+                try:
+                    stale = self._cache.lookup(question, context, self._corpus, allow_stale=True)
+                except StoreError:
+                    stale = None
+                if stale is not None:
+                    log.warning("retrieval failed; serving a cached answer")
+                    return stale
+            raise
+
+    def _remember(self, question: str, context: RequestContext, answer: Answer) -> None:
+        """Cache grounded LLM answers only: they are the costly ones, and checked."""
+        provenance = answer.provenance
+        if (
+            self._cache is None
+            or not answer.found
+            or provenance is None
+            or provenance.rung != "llm"
+            or provenance.grounded is not True
+        ):
+            return
+        try:
+            self._cache.put(question, context, self._corpus, answer)
+        except StoreError as exc:
+            log.warning("could not cache the answer: %s", exc)

@@ -138,6 +138,12 @@ class EdgeStore:
         )
         self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
 
+    def delete(self, filters: Filters) -> None:
+        flt = _edge_filter(filters)
+        if flt is None:
+            raise StoreError("refusing to delete without a filter")
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
     def count(self, filters: Filters | None = None) -> int:
         return int(self.shard.count(qe.CountRequest(exact=True, filter=_edge_filter(filters))))
 

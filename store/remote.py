@@ -165,6 +165,14 @@ class QdrantServerStore:
             self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
         )
 
+    def delete(self, filters: Filters) -> None:
+        flt = _client_filter(filters)
+        if flt is None:
+            raise StoreError("refusing to delete without a filter")
+        self._client.delete(
+            self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
+        )
+
     def count(self, filters: Filters | None = None) -> int:
         result = self._client.count(
             self._collection, count_filter=_client_filter(filters), exact=True

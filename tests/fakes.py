@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from core.types import Answer, ScoredChunk
+from core.types import Answer, RequestContext, ScoredChunk
 
 
 class HashEmbedder:
@@ -46,7 +46,12 @@ class EchoGenerator:
     def name(self) -> str:
         return "echo"
 
-    def generate(self, question: str, passages: Sequence[ScoredChunk]) -> Answer:
+    def generate(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Answer:
         return Answer(
             question,
             " ".join(p.chunk.id for p in passages),

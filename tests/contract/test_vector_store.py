@@ -17,7 +17,7 @@ from qdrant_client import QdrantClient
 from core.errors import SchemaMismatchError
 from core.ports import VectorStore
 from core.settings import SparseSettings
-from core.types import Chunk, IndexedChunk, SearchMode, SearchQuery
+from core.types import Chunk, IndexedChunk, SearchMode, SearchQuery, SparseVector
 from ingest.chunk import chunk_id, content_hash
 from ingest.embed import Bm25Encoder
 from store.edge import EdgeStore
@@ -139,6 +139,32 @@ def test_delete_by_source_keeps_the_listed_ids(store: VectorStore) -> None:
     assert store.count({"source": "apples.md"}) == 1
     store.delete_by_source("sea.md")
     assert store.count() == 2
+
+
+def test_delete_by_filter_matches_any_item_of_a_list_field(store: VectorStore) -> None:
+    tagged = [
+        IndexedChunk(
+            Chunk(
+                id=chunk_id("cache", str(i)),
+                source="cache",
+                text=f"entry {i}",
+                title="",
+                section="",
+                page=None,
+                index=i,
+                content_hash=str(i),
+                metadata={"cited_sources": sources},
+            ),
+            HashEmbedder(DIM).embed_query(f"entry {i}"),
+            SparseVector((), ()),
+        )
+        for i, sources in enumerate([["a.md", "b.md"], ["b.md"], ["c.md"]])
+    ]
+    store.upsert(tagged)
+    store.delete({"meta.cited_sources": ["b.md"]})
+    assert store.count({"source": "cache"}) == 1
+    assert store.count({"meta.cited_sources": "c.md"}) == 1
+    assert store.count() == 6  # 5 chunks of the other sources' points are untouched
 
 
 def test_a_collection_refuses_another_embedders_vectors(

@@ -32,6 +32,9 @@ class RecordingStore:
     def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
         raise AssertionError("retrieval never deletes")
 
+    def delete(self, filters: Filters) -> None:
+        raise NotImplementedError
+
     def count(self, filters: Filters | None = None) -> int:
         return 0
 

@@ -33,6 +33,9 @@ class MemoryStore:
     def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
         self.deletes.append((source, tuple(keep_ids)))
 
+    def delete(self, filters: Filters) -> None:
+        raise NotImplementedError
+
     def count(self, filters: Filters | None = None) -> int:
         return len(self.points)
 

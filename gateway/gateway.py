@@ -1,0 +1,341 @@
+"""The LLM gateway: a `Generator` that routes, falls back, degrades, meters and checks.
+
+    generate(question, passages, context)
+      -> route (gateway.routing)            which models, in which order, and why
+      -> for each model of the chain:       breaker -> retries with backoff -> call
+      -> grounded?                          citations checked against the passages given
+      -> ledger                             tokens, cost, rung, route: one row per request
+    every model failed or none eligible
+      -> the extractive generator           cited sentences, no LLM, never fails
+
+Streaming applies the same chain *before the first token*: a model that fails to start
+streaming is skipped; once a token has been sent, the answer is that model's. The
+answer cache (gateway.cache) sits in front, in `RagService`, so a hit skips retrieval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+
+from core.errors import CircuitOpenError, ProviderError
+from core.ports import ChatModel, Generator, Ledger
+from core.settings import LlmSettings
+from core.types import (
+    Answer,
+    AnswerEvent,
+    ChatMessage,
+    Citation,
+    Completion,
+    LedgerEntry,
+    Provenance,
+    RequestContext,
+    ScoredChunk,
+    StreamChunk,
+    Usage,
+)
+from gateway.catalog import Catalog, ModelSpec
+from gateway.prompting import (
+    PromptTemplate,
+    build_messages,
+    check_citations,
+    load_template,
+)
+from gateway.resilience import CircuitBreaker, call_with_retries
+from gateway.routing import BudgetState, RouteDecision, Router
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_MARK = "NOT_FOUND"
+NOT_FOUND_TEXT = "I could not find an answer to this question in the indexed documents."
+
+
+class LlmGateway:
+    """Answers through the routed chain of chat models, down to the extractive rung."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: LlmSettings,
+        models: Mapping[str, ChatModel],
+        ledger: Ledger,
+        extractive: Generator,
+        *,
+        router: Router | None = None,
+        template: PromptTemplate | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._catalog = catalog
+        self._settings = settings
+        self._models = dict(models)
+        self._ledger = ledger
+        self._extractive = extractive
+        self._router = router or Router(catalog, list(self._models))
+        self._template = template or load_template("grounded_answer", settings.prompt_version)
+        self._clock = clock
+        self._sleep = sleep
+        self._breakers = {
+            name: CircuitBreaker(name, settings.breaker_failures, settings.breaker_reset_s)
+            for name in self._models
+        }
+
+    @property
+    def name(self) -> str:
+        return "gateway"
+
+    @property
+    def breakers(self) -> Mapping[str, CircuitBreaker]:
+        return self._breakers
+
+    @property
+    def prompt_id(self) -> str:
+        return f"{self._template.name}.v{self._template.version}"
+
+    # -- budgets -------------------------------------------------------------------------
+
+    def budget_state(self, tenant: str) -> BudgetState:
+        """Compare today's and this month's spend with the tenant's limits."""
+        budget = self._catalog.budgets.for_tenant(tenant)
+        now = self._clock()
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        spent_day = self._ledger.spent(tenant, day)
+        spent_month = self._ledger.spent(tenant, day.replace(day=1))
+
+        def over(spent: float, limit: float | None) -> bool:
+            return limit is not None and spent >= limit
+
+        if over(spent_day, budget.daily_hard_usd) or over(spent_month, budget.monthly_hard_usd):
+            return BudgetState.HARD
+        if over(spent_day, budget.daily_soft_usd) or over(spent_month, budget.monthly_soft_usd):
+            return BudgetState.SOFT
+        return BudgetState.OK
+
+    # -- non-streaming ------------------------------------------------------------------
+
+    def generate(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Answer:
+        context = context or RequestContext()
+        start = time.perf_counter()
+        decision, messages, top = self._prepare(question, passages, context)
+        attempts: list[str] = []
+        for spec in decision.chain:
+            model = self._models[spec.name]
+            began = time.perf_counter()
+            try:
+                completion = self._breakers[spec.name].call(
+                    lambda model=model, spec=spec: call_with_retries(  # type: ignore[misc]
+                        lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
+                        self._settings.max_retries,
+                        self._settings.backoff_base_s,
+                        self._settings.backoff_max_s,
+                        sleep=self._sleep,
+                        on_retry=lambda n, exc: attempts.append(f"{exc} (retry {n + 1})"),
+                    )
+                )
+            except ProviderError as exc:
+                attempts.append(str(exc))
+                log.warning("model %s failed: %s", spec.name, exc)
+                continue
+            self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
+            attempts.append(f"{spec.name}: ok")
+            answer = self._llm_answer(question, top, passages, completion, spec, decision, attempts)
+            return self._finish(answer, context, start)
+        answer = self._extractive_answer(question, passages, decision, attempts)
+        return self._finish(answer, context, start)
+
+    # -- streaming ----------------------------------------------------------------------
+
+    def stream(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Tokens as the model writes them, then the checked answer; fallback before token 1."""
+        context = context or RequestContext()
+        start = time.perf_counter()
+        decision, messages, top = self._prepare(question, passages, context)
+        attempts: list[str] = []
+        for spec in decision.chain:
+            model = self._models[spec.name]
+            breaker = self._breakers[spec.name]
+            try:
+                breaker.acquire()
+            except CircuitOpenError as exc:
+                attempts.append(str(exc))
+                continue
+            try:
+                first, rest = call_with_retries(
+                    lambda model=model, spec=spec: _first_chunk(  # type: ignore[misc]
+                        model.stream(messages, spec.max_output_tokens, spec.timeout_s)
+                    ),
+                    self._settings.max_retries,
+                    self._settings.backoff_base_s,
+                    self._settings.backoff_max_s,
+                    sleep=self._sleep,
+                    on_retry=lambda n, exc: attempts.append(f"{exc} (retry {n + 1})"),
+                )
+            except ProviderError as exc:
+                breaker.failure()
+                attempts.append(str(exc))
+                log.warning("model %s failed before its first token: %s", spec.name, exc)
+                continue
+            # Committed to this model: from here on, its tokens are the answer.
+            text: list[str] = []
+            usage: Usage | None = None
+            try:
+                for chunk in _chain(first, rest):
+                    if chunk.text:
+                        text.append(chunk.text)
+                        yield AnswerEvent("token", chunk.text)
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+            except ProviderError as exc:
+                breaker.failure()
+                attempts.append(f"{exc} (after {len(text)} tokens: the answer is cut short)")
+            else:
+                breaker.success()
+                attempts.append(f"{spec.name}: ok")
+            joined = "".join(text)
+            completion = Completion(joined, usage or Usage(0, len(text), estimated=True))
+            answer = self._llm_answer(question, top, passages, completion, spec, decision, attempts)
+            yield AnswerEvent("answer", answer=self._finish(answer, context, start))
+            return
+        answer = self._finish(
+            self._extractive_answer(question, passages, decision, attempts), context, start
+        )
+        yield AnswerEvent("token", answer.text)
+        yield AnswerEvent("answer", answer=answer)
+
+    # -- shared steps -------------------------------------------------------------------
+
+    def _prepare(
+        self, question: str, passages: Sequence[ScoredChunk], context: RequestContext
+    ) -> tuple[RouteDecision, list[ChatMessage], list[ScoredChunk]]:
+        if not passages:  # nothing retrieved: no model can ground an answer, skip the cost
+            return RouteDecision((), "no passages retrieved"), [], []
+        budget = self.budget_state(context.tenant)
+        decision = self._router.decide(question, context, budget)
+        top = list(passages[: self._settings.max_passages])
+        messages = build_messages(question, top, self._template) if decision.chain else []
+        log.info("route for tenant %s: %s", context.tenant, decision.reason)
+        return decision, messages, top
+
+    def _llm_answer(
+        self,
+        question: str,
+        top: Sequence[ScoredChunk],
+        passages: Sequence[ScoredChunk],
+        completion: Completion,
+        spec: ModelSpec,
+        decision: RouteDecision,
+        attempts: Sequence[str],
+    ) -> Answer:
+        text = completion.text.strip()
+        cost = spec.cost(completion.usage)
+        provenance = Provenance(
+            rung="llm",
+            model=spec.name,
+            route=decision.reason,
+            attempts=tuple(attempts),
+            usage=completion.usage,
+            cost_usd=cost,
+            prompt=self.prompt_id,
+        )
+        if not text or text.startswith(NOT_FOUND_MARK):
+            return Answer(
+                question,
+                NOT_FOUND_TEXT,
+                (),
+                found=False,
+                generator=spec.name,
+                passages=tuple(passages),
+                provenance=provenance,
+            )
+        check = check_citations(text, len(top))
+        citations = tuple(
+            Citation(
+                number=n,
+                source=top[n - 1].chunk.source,
+                title=top[n - 1].chunk.title,
+                section=top[n - 1].chunk.section,
+                page=top[n - 1].chunk.page,
+                chunk_id=top[n - 1].chunk.id,
+                quote=top[n - 1].chunk.text[:300],
+            )
+            for n in sorted(check.cited)
+        )
+        provenance = dataclasses.replace(
+            provenance,
+            grounded=check.grounded,
+            invalid_citations=tuple(sorted(check.invalid)),
+            uncited_sentences=check.uncited_sentences,
+        )
+        return Answer(
+            question,
+            text,
+            citations,
+            found=True,
+            generator=spec.name,
+            passages=tuple(passages),
+            provenance=provenance,
+        )
+
+    def _extractive_answer(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        decision: RouteDecision,
+        attempts: Sequence[str],
+    ) -> Answer:
+        answer = self._extractive.generate(question, passages)
+        why = decision.reason
+        if decision.chain:
+            why += "; every model failed"
+        provenance = Provenance(
+            rung="extractive",
+            model=self._extractive.name,
+            route=why,
+            attempts=tuple(attempts),
+            grounded=answer.found or None,
+        )
+        return dataclasses.replace(answer, provenance=provenance)
+
+    def _finish(self, answer: Answer, context: RequestContext, start: float) -> Answer:
+        provenance = answer.provenance
+        assert provenance is not None
+        self._ledger.record(
+            LedgerEntry(
+                at=self._clock(),
+                tenant=context.tenant,
+                model=provenance.model,
+                rung=provenance.rung,
+                input_tokens=provenance.usage.input_tokens,
+                output_tokens=provenance.usage.output_tokens,
+                cost_usd=provenance.cost_usd,
+                latency_ms=(time.perf_counter() - start) * 1000,
+                route=provenance.route,
+            )
+        )
+        return answer
+
+
+def _first_chunk(stream: Iterator[StreamChunk]) -> tuple[StreamChunk, Iterator[StreamChunk]]:
+    """Pull until the first text (or the end): connection errors surface here, retryable."""
+    for chunk in stream:
+        if chunk.text or chunk.usage is not None:
+            return chunk, stream
+    return StreamChunk(), stream
+
+
+def _chain(first: StreamChunk, rest: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+    yield first
+    yield from rest

@@ -1,0 +1,142 @@
+"""The cost ledger: one row per answered request, on SQLAlchemy.
+
+SQLite under `data_dir` by default; PostgreSQL in production through the same models
+(`RAG_LLM__LEDGER_URL=postgresql+psycopg://user@host/db`). Rows record the rung that
+answered (llm, extractive, cache), tokens, cost from the catalog prices, and what a cache
+hit saved; budgets sum them per tenant, `rag costs` groups them by tenant, model and day.
+Times are stored as naive UTC, the one convention both databases read the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from core.errors import ConfigError
+from core.types import LedgerEntry
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class LedgerRow(_Base):
+    __tablename__ = "llm_ledger"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(), index=True)
+    tenant: Mapped[str] = mapped_column(sa.String(128), index=True)
+    model: Mapped[str] = mapped_column(sa.String(128))
+    rung: Mapped[str] = mapped_column(sa.String(32))
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    cost_usd: Mapped[float] = mapped_column(sa.Float(), default=0.0)
+    saved_usd: Mapped[float] = mapped_column(sa.Float(), default=0.0)
+    saved_tokens: Mapped[int] = mapped_column(default=0)
+    latency_ms: Mapped[float] = mapped_column(sa.Float(), default=0.0)
+    route: Mapped[str] = mapped_column(sa.Text(), default="")
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One line of a cost report: a tenant's spend on a model on a day."""
+
+    day: date
+    tenant: str
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    saved_usd: float
+    saved_tokens: int
+    cache_hits: int
+
+
+class SqlLedger:
+    """`Ledger` on any SQLAlchemy database; the table is created on first use."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            _Base.metadata.create_all(self._engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise ConfigError(f"cannot open the cost ledger at {url}: {exc}") from exc
+
+    def record(self, entry: LedgerEntry) -> None:
+        row = LedgerRow(
+            at=_utc_naive(entry.at),
+            tenant=entry.tenant,
+            model=entry.model,
+            rung=entry.rung,
+            input_tokens=entry.input_tokens,
+            output_tokens=entry.output_tokens,
+            cost_usd=entry.cost_usd,
+            saved_usd=entry.saved_usd,
+            saved_tokens=entry.saved_tokens,
+            latency_ms=entry.latency_ms,
+            route=entry.route[:2000],
+        )
+        with Session(self._engine) as session, session.begin():
+            session.add(row)
+
+    def spent(self, tenant: str, since: datetime) -> float:
+        query = sa.select(sa.func.coalesce(sa.func.sum(LedgerRow.cost_usd), 0.0)).where(
+            LedgerRow.tenant == tenant, LedgerRow.at >= _utc_naive(since)
+        )
+        with self._engine.connect() as connection:
+            return float(connection.execute(query).scalar_one())
+
+    def report(self, since: datetime | None = None, tenant: str | None = None) -> list[CostLine]:
+        """Spend grouped by day, tenant and model, newest day first."""
+        day = sa.func.date(LedgerRow.at).label("day")
+        query = (
+            sa.select(
+                day,
+                LedgerRow.tenant,
+                LedgerRow.model,
+                sa.func.count(),
+                sa.func.sum(LedgerRow.input_tokens),
+                sa.func.sum(LedgerRow.output_tokens),
+                sa.func.sum(LedgerRow.cost_usd),
+                sa.func.sum(LedgerRow.saved_usd),
+                sa.func.sum(LedgerRow.saved_tokens),
+                sa.func.sum(sa.case((LedgerRow.rung.in_(("cache", "stale-cache")), 1), else_=0)),
+            )
+            .group_by(day, LedgerRow.tenant, LedgerRow.model)
+            .order_by(day.desc(), LedgerRow.tenant, LedgerRow.model)
+        )
+        if since is not None:
+            query = query.where(LedgerRow.at >= _utc_naive(since))
+        if tenant is not None:
+            query = query.where(LedgerRow.tenant == tenant)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            CostLine(
+                day=d if isinstance(d, date) else date.fromisoformat(str(d)),
+                tenant=t,
+                model=m,
+                requests=int(n),
+                input_tokens=int(i or 0),
+                output_tokens=int(o or 0),
+                cost_usd=float(c or 0.0),
+                saved_usd=float(s or 0.0),
+                saved_tokens=int(st or 0),
+                cache_hits=int(h or 0),
+            )
+            for d, t, m, n, i, o, c, s, st, h in rows
+        ]
+
+    def close(self) -> None:
+        self._engine.dispose()
