@@ -5,9 +5,18 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from core.types import Answer, RequestContext, ScoredChunk
+from core.errors import ProviderError
+from core.types import (
+    Answer,
+    ChatMessage,
+    Completion,
+    RequestContext,
+    ScoredChunk,
+    StreamChunk,
+    Usage,
+)
 
 
 class HashEmbedder:
@@ -60,3 +69,48 @@ class EchoGenerator:
             self.name,
             tuple(passages),
         )
+
+
+class ScriptedChatModel:
+    """A `ChatModel` that plays a script: each call takes the next reply or raises the next
+    error. `break_after` makes a stream fail after that many tokens (0: before the first).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        script: Sequence[str | Exception],
+        usage: tuple[int, int] = (1000, 100),
+        break_after: int | None = None,
+    ) -> None:
+        self._name = name
+        self._script = list(script)
+        self._usage = usage
+        self._break_after = break_after
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _next(self) -> str:
+        self.calls += 1
+        step = self._script[min(self.calls, len(self._script)) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def complete(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Completion:
+        return Completion(self._next(), Usage(*self._usage))
+
+    def stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Iterator[StreamChunk]:
+        text = self._next()
+        for i, token in enumerate(re.findall(r"\S+\s*", text)):
+            if self._break_after is not None and i >= self._break_after:
+                raise ProviderError(f"{self._name}: connection reset", transient=True)
+            yield StreamChunk(token)
+        yield StreamChunk(usage=Usage(*self._usage))

@@ -1,0 +1,121 @@
+"""`ChatModel` on the official `openai` SDK: OpenAI and OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx2
+import openai
+
+from core.errors import ProviderError
+from core.types import ChatMessage, Completion, StreamChunk, Usage
+from gateway.catalog import ModelSpec
+from gateway.providers import (
+    MALFORMED,
+    estimate_tokens,
+    guard,
+    guard_stream,
+    http_error,
+    is_transient_status,
+)
+
+_ERRORS = (openai.OpenAIError, httpx2.HTTPError, *MALFORMED)
+
+
+class OpenAIChat:
+    """Chat completions on OpenAI or any server that speaks its API."""
+
+    def __init__(
+        self, spec: ModelSpec, api_key: str | None, http_client: httpx2.Client | None = None
+    ) -> None:
+        self._spec = spec
+        self._client = openai.OpenAI(
+            api_key=api_key or "not-needed",  # local servers ignore it; the SDK wants one
+            base_url=spec.endpoint,
+            max_retries=0,
+            timeout=spec.timeout_s,
+            http_client=http_client,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    def _translate(self, exc: Exception) -> ProviderError:
+        name = self.name
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError(f"{name}: timed out", transient=True)
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderError(f"{name}: cannot connect ({exc.__cause__ or exc})", transient=True)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            return ProviderError(
+                f"{name}: HTTP {status} {exc.message}"[:500],
+                transient=is_transient_status(status),
+                status=status,
+            )
+        return http_error(name, exc, httpx2) or ProviderError(
+            f"{name}: malformed reply ({type(exc).__name__}: {exc})", transient=False
+        )
+
+    def _request(self, messages: Sequence[ChatMessage], max_tokens: int) -> dict[str, Any]:
+        return {
+            "model": self._spec.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+        }
+
+    def complete(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Completion:
+        def call() -> Completion:
+            reply = self._client.with_options(timeout=timeout_s).chat.completions.create(
+                **self._request(messages, max_tokens)
+            )
+            text = reply.choices[0].message.content
+            if text is None:
+                raise ValueError("the reply has no message content")
+            if reply.usage is None:
+                usage = Usage(
+                    sum(estimate_tokens(m.content) for m in messages),
+                    estimate_tokens(text),
+                    estimated=True,
+                )
+            else:
+                usage = Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+            return Completion(text, usage, reply.model)
+
+        return guard(call, _ERRORS, self._translate)
+
+    def stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Iterator[StreamChunk]:
+        return guard_stream(self._stream(messages, max_tokens, timeout_s), _ERRORS, self._translate)
+
+    def _stream(
+        self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
+    ) -> Iterator[StreamChunk]:
+        events = self._client.with_options(timeout=timeout_s).chat.completions.create(
+            **self._request(messages, max_tokens),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        text: list[str] = []
+        usage: Usage | None = None
+        with events:
+            for event in events:
+                if event.usage is not None:
+                    usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
+                for choice in event.choices:
+                    if choice.delta.content:
+                        text.append(choice.delta.content)
+                        yield StreamChunk(choice.delta.content)
+        if usage is None:  # a server that ignores stream_options (llama.cpp's does)
+            usage = Usage(
+                sum(estimate_tokens(m.content) for m in messages),
+                estimate_tokens("".join(text)),
+                estimated=True,
+            )
+        yield StreamChunk(usage=usage)
