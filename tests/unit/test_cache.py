@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gateway.ledger import SqlLedger
 from store.edge import EdgeStore
 from tests.fakes import HashEmbedder
 
+Parts = tuple[SemanticCache, "Clock", SqlLedger]
 Q = "how are chunk ids made in the ingest pipeline"
 
 
@@ -37,7 +39,7 @@ def _answer(question: str, *sources: str) -> Answer:
 
 
 @pytest.fixture
-def parts(tmp_path: Path):
+def parts(tmp_path: Path) -> Iterator[Parts]:
     clock = Clock()
     ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     cache = SemanticCache(
@@ -53,7 +55,7 @@ def parts(tmp_path: Path):
     ledger.close()
 
 
-def test_the_same_or_a_close_question_hits_and_the_saving_is_metered(parts) -> None:
+def test_the_same_or_a_close_question_hits_and_the_saving_is_metered(parts: Parts) -> None:
     cache, _, ledger = parts
     context = RequestContext(tenant="acme")
     cache.put(Q, context, "v1", _answer(Q, "ids.md"))
@@ -68,7 +70,7 @@ def test_the_same_or_a_close_question_hits_and_the_saving_is_metered(parts) -> N
     assert line.saved_usd == pytest.approx(0.002)
 
 
-def test_a_different_question_misses(parts) -> None:
+def test_a_different_question_misses(parts: Parts) -> None:
     cache, _, _ = parts
     cache.put(Q, RequestContext(), "v1", _answer(Q, "ids.md"))
     assert cache.lookup("what does the blue green alias switch do", RequestContext(), "v1") is None
@@ -82,7 +84,7 @@ def test_a_different_question_misses(parts) -> None:
         RequestContext(tenant="acme", access_groups=("eng", "hr")),
     ],
 )
-def test_answers_never_cross_tenants_or_access_groups(parts, other: RequestContext) -> None:
+def test_answers_never_cross_tenants_or_access_groups(parts: Parts, other: RequestContext) -> None:
     cache, _, _ = parts
     cache.put(Q, RequestContext(tenant="acme", access_groups=("eng",)), "v1", _answer(Q, "a.md"))
     assert cache.lookup(Q, other, "v1") is None
@@ -90,13 +92,13 @@ def test_answers_never_cross_tenants_or_access_groups(parts, other: RequestConte
     assert cache.lookup(Q, same, "v1") is not None
 
 
-def test_a_new_corpus_version_starts_empty(parts) -> None:
+def test_a_new_corpus_version_starts_empty(parts: Parts) -> None:
     cache, _, _ = parts
     cache.put(Q, RequestContext(), "v1", _answer(Q, "a.md"))
     assert cache.lookup(Q, RequestContext(), "v2") is None
 
 
-def test_expired_entries_miss_but_serve_as_the_stale_last_rung(parts) -> None:
+def test_expired_entries_miss_but_serve_as_the_stale_last_rung(parts: Parts) -> None:
     cache, clock, _ = parts
     cache.put(Q, RequestContext(), "v1", _answer(Q, "a.md"))
     clock.now += 61
@@ -107,7 +109,7 @@ def test_expired_entries_miss_but_serve_as_the_stale_last_rung(parts) -> None:
     assert stale.provenance.rung == "stale-cache"
 
 
-def test_reingesting_or_deleting_a_cited_document_invalidates_its_answers(parts) -> None:
+def test_reingesting_or_deleting_a_cited_document_invalidates_its_answers(parts: Parts) -> None:
     cache, _, _ = parts
     other = "what does the blue green alias switch do"
     cache.put(Q, RequestContext(), "v1", _answer(Q, "ids.md", "chunking.md"))
@@ -119,7 +121,7 @@ def test_reingesting_or_deleting_a_cited_document_invalidates_its_answers(parts)
     assert cache.count() == 1
 
 
-def test_putting_the_same_question_twice_keeps_one_entry(parts) -> None:
+def test_putting_the_same_question_twice_keeps_one_entry(parts: Parts) -> None:
     cache, _, _ = parts
     cache.put(Q, RequestContext(), "v1", _answer(Q, "a.md"))
     cache.put(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,9 +65,9 @@ CATALOG = Catalog(
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> SqlLedger:
+def ledger(tmp_path: Path) -> Iterator[SqlLedger]:
     ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    yield ledger  # type: ignore[misc]
+    yield ledger
     ledger.close()
 
 

@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from core.errors import ProviderError
+from core.ports import ChatModel
 from core.settings import LlmSettings
 from core.types import ChatMessage, StreamChunk, Usage
 from gateway.catalog import load_catalog
@@ -29,7 +30,7 @@ SETTINGS = LlmSettings(
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-def _model(name: str, handler: Handler):
+def _model(name: str, handler: Handler) -> ChatModel:
     client = httpx2.Client(transport=httpx2.MockTransport(handler))
     return build_chat_model(load_catalog().get(name), SETTINGS, http_client=client)
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.types import RequestContext, Sensitivity
 from gateway.catalog import Catalog, ModelSpec, RoutingPolicy
-from gateway.routing import BudgetState, LatencyTracker, Router
+from gateway.routing import BudgetState, LatencyTracker, RouteDecision, Router
 
 
 def _spec(name: str, price: float, *tags: str) -> ModelSpec:
@@ -44,7 +44,7 @@ def _router(strategy: str = "rules", **policy: object) -> Router:
     return Router(catalog, [m.name for m in MODELS])
 
 
-def _names(decision) -> list[str]:
+def _names(decision: RouteDecision) -> list[str]:
     return [m.name for m in decision.chain]
 
 
