@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
@@ -80,9 +82,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/ask", response_model=AskResponse, tags=["query"])
     async def ask(body: AskRequest, context: Context) -> AskResponse:
         answer = await run_in_threadpool(
-            context.service.ask, body.question, body.top_k, body.filters
+            context.service.ask, body.question, body.top_k, body.filters, body.context()
         )
         return AskResponse.of(answer)
+
+    @app.post(
+        "/v1/ask/stream",
+        tags=["query"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def ask_stream(body: AskRequest, context: Context) -> StreamingResponse:
+        """Server-sent events: `token` events while the model writes, then one `answer`
+        event (the AskResponse JSON). Fallback happens before the first token."""
+        events = context.service.ask_stream(body.question, body.top_k, body.filters, body.context())
+        # Retrieval runs before the response starts, so its errors still get a status code.
+        first = await run_in_threadpool(next, events, None)
+
+        def sse() -> Iterator[str]:
+            event = first
+            while event is not None:
+                if event.answer is not None:
+                    payload = AskResponse.of(event.answer).model_dump_json()
+                    yield f"event: answer\ndata: {payload}\n\n"
+                else:
+                    yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
+                event = next(events, None)
+
+        return StreamingResponse(sse(), media_type="text/event-stream")
 
     @app.post("/v1/documents", response_model=JobAccepted, status_code=202, tags=["ingest"])
     async def upload(

@@ -18,7 +18,14 @@ from rich.table import Table
 
 from core.errors import ConfigError, RagError
 from core.settings import get_settings
-from core.types import Answer, ParsedDocument, ScoredChunk, SearchMode
+from core.types import (
+    Answer,
+    ParsedDocument,
+    RequestContext,
+    ScoredChunk,
+    SearchMode,
+    Sensitivity,
+)
 from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
@@ -54,6 +61,14 @@ def _print_answer(answer: Answer) -> None:
         console.print(
             f"  [{citation.number}] {citation.source}{page} — {where} "
             f"[dim](chunk {citation.chunk_id})[/dim]"
+        )
+    p = answer.provenance
+    if p is not None:
+        cost = f"${p.cost_usd:.6f}" if not p.saved_usd else f"saved ${p.saved_usd:.6f}"
+        flags = "" if p.grounded is not False else " [yellow]citations flagged[/yellow]"
+        console.print(
+            f"  [dim]{p.rung}: {p.model} ({p.route}); "
+            f"{p.usage.input_tokens}+{p.usage.output_tokens} tokens, {cost}[/dim]{flags}"
         )
 
 
@@ -254,15 +269,77 @@ def search(
 def ask(
     question: str,
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    tenant: Annotated[str, typer.Option(help="Scopes cache, budget and ledger.")] = "default",
+    sensitivity: Annotated[
+        Sensitivity, typer.Option(help="confidential: private models only.")
+    ] = Sensitivity.INTERNAL,
 ) -> None:
     """Answer a question from the indexed documents, with citations."""
     ctx = _context()
     try:
-        _print_answer(ctx.service.ask(question, top_k))
+        request = RequestContext(tenant=tenant, sensitivity=sensitivity)
+        _print_answer(ctx.service.ask(question, top_k, context=request))
     except RagError as exc:
         _fail(exc)
     finally:
         ctx.close()
+
+
+@app.command()
+def costs(
+    days: Annotated[int, typer.Option(help="Look back this many days.")] = 30,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """LLM spend from the cost ledger, by day, tenant and model (cache savings included)."""
+    import dataclasses
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    ctx = _context()
+    try:
+        since = datetime.now(UTC) - timedelta(days=days)
+        lines = ctx.ledger.report(since=since, tenant=tenant)
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    if as_json:
+        for line in lines:
+            print(json.dumps(dataclasses.asdict(line), default=str))
+        return
+    table = Table(title=f"LLM costs, last {days} days")
+    for column in ("day", "tenant", "model", "requests", "tokens in", "tokens out"):
+        table.add_column(column, justify="right" if column[0] in "rt" else "left")
+    table.add_column("cost $", justify="right")
+    table.add_column("cache hits", justify="right")
+    table.add_column("saved $", justify="right")
+    for line in lines:
+        table.add_row(
+            str(line.day),
+            line.tenant,
+            line.model,
+            str(line.requests),
+            f"{line.input_tokens:,}",
+            f"{line.output_tokens:,}",
+            f"{line.cost_usd:.4f}",
+            str(line.cache_hits),
+            f"{line.saved_usd:.4f}",
+        )
+    if lines:
+        table.add_section()
+        table.add_row(
+            "total",
+            "",
+            "",
+            str(sum(x.requests for x in lines)),
+            f"{sum(x.input_tokens for x in lines):,}",
+            f"{sum(x.output_tokens for x in lines):,}",
+            f"{sum(x.cost_usd for x in lines):.4f}",
+            str(sum(x.cache_hits for x in lines)),
+            f"{sum(x.saved_usd for x in lines):.4f}",
+        )
+    console.print(table)
 
 
 @app.command()

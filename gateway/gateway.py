@@ -305,7 +305,7 @@ class LlmGateway:
             model=self._extractive.name,
             route=why,
             attempts=tuple(attempts),
-            grounded=answer.found or None,
+            grounded=True if answer.found else None,  # each quoted sentence is cited
         )
         return dataclasses.replace(answer, provenance=provenance)
 

@@ -8,14 +8,16 @@ LLM gateway replaces this through the same `Generator` port.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
 
 from py_rust_stemmers import SnowballStemmer
 
-from core.types import Answer, Citation, RequestContext, ScoredChunk
+from core.types import Answer, Citation, Provenance, RequestContext, ScoredChunk
 
+_PROVENANCE = Provenance(rung="extractive", model="extractive", route="no LLM configured")
 NOT_FOUND = "I could not find an answer to this question in the indexed documents."
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )")
@@ -78,7 +80,13 @@ class ExtractiveGenerator:
         ]
         if not wanted or not top or max(coverage) / len(wanted) < self._min_overlap:
             return Answer(
-                question, NOT_FOUND, (), found=False, generator=self.name, passages=tuple(passages)
+                question,
+                NOT_FOUND,
+                (),
+                found=False,
+                generator=self.name,
+                passages=tuple(passages),
+                provenance=_PROVENANCE,
             )
         # Rarer question terms (present in fewer passages) count more, as in IDF.
         document_frequency = {
@@ -98,7 +106,13 @@ class ExtractiveGenerator:
                     scored.append((score, rank, position, sentence))
         if not scored:
             return Answer(
-                question, NOT_FOUND, (), found=False, generator=self.name, passages=tuple(passages)
+                question,
+                NOT_FOUND,
+                (),
+                found=False,
+                generator=self.name,
+                passages=tuple(passages),
+                provenance=_PROVENANCE,
             )
         chosen = sorted(scored, key=lambda s: -s[0])[: self._max_sentences]
         chosen.sort(key=lambda s: (s[1], s[2]))  # read in passage order, as written
@@ -126,4 +140,5 @@ class ExtractiveGenerator:
             found=True,
             generator=self.name,
             passages=tuple(passages),
+            provenance=dataclasses.replace(_PROVENANCE, grounded=True),  # every sentence cited
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +13,9 @@ from core.offline import apply_offline_defaults
 apply_offline_defaults()
 
 from core.settings import EmbeddingSettings, Settings, StoreSettings  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.llm_server import LocalLlmServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +39,14 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("sample-corpus")
     sample_corpus.build(PROJECT_ROOT / "docs", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLlmServer]:
+    """The real local model behind llama.cpp's OpenAI-compatible server, for the session."""
+    from tests.llm_server import LocalLlmServer, require_local_llm
+
+    model = require_local_llm()
+    server = LocalLlmServer(model, tmp_path_factory.mktemp("llm") / "server.log")
+    yield server
+    server.stop()

@@ -58,6 +58,17 @@ def test_ask_answers_with_citations(client: TestClient) -> None:
     assert body["generator"] == "extractive"
     assert body["citations"][0]["source"] == "0001-embedded-vector-store.html"
     assert "[1]" in body["answer"]
+    assert body["provenance"]["rung"] == "extractive"
+    assert body["provenance"]["grounded"] is True
+    assert body["provenance"]["cost_usd"] == 0.0
+
+
+def test_ask_stream_without_an_llm_sends_the_extractive_answer(client: TestClient) -> None:
+    response = client.post("/v1/ask/stream", json={"question": "How are chunk ids made?"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith("event: token\n")
+    assert "event: answer\ndata: " in response.text
 
 
 def test_invalid_requests_are_rejected_with_a_reason(client: TestClient) -> None:
@@ -67,11 +78,16 @@ def test_invalid_requests_are_rejected_with_a_reason(client: TestClient) -> None
     assert blank.status_code == 422
     assert blank.headers["content-type"] == "application/problem+json"
     assert "empty" in blank.json()["detail"]
+    bad_tenant = client.post("/v1/ask", json={"question": "x", "tenant": "a b/../c"})
+    assert bad_tenant.status_code == 422
+    bad_level = client.post("/v1/ask", json={"question": "x", "sensitivity": "secret"})
+    assert bad_level.status_code == 422
+    assert client.post("/v1/ask/stream", json={"question": "  "}).status_code == 422
 
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/healthz", "/v1/search", "/v1/ask"} <= set(paths)
+    assert {"/healthz", "/v1/search", "/v1/ask", "/v1/ask/stream"} <= set(paths)
 
 
 def _wait_for_job(client: TestClient, url: str, deadline_s: float = 60.0) -> dict[str, object]:
