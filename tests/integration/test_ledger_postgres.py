@@ -6,6 +6,7 @@ skips with a reason where none runs; under CI (CI=true) it must run, never skip.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -95,3 +96,34 @@ def test_the_report_groups_by_day_tenant_and_model_with_cache_savings(
     assert (today.cache_hits, today.saved_tokens) == (1, 2300)
     assert today.saved_usd == pytest.approx(0.02)
     assert ledger.report(since=_at(27, 0), tenant="globex") == []
+
+
+def test_the_costs_command_reports_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from core.settings import get_settings
+
+    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    now = datetime.now(UTC)
+    ledger.record(LedgerEntry(now, "acme", "gpt-4.1", "llm", 1200, 300, cost_usd=0.0048))
+    ledger.record(LedgerEntry(now, "acme", "gpt-4.1", "cache", saved_usd=0.0048))
+    ledger.record(LedgerEntry(now, "globex", "claude-haiku", "llm", 800, 100, cost_usd=0.0013))
+    ledger.close()
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "160")  # rich would cut the table at 80 columns
+    get_settings.cache_clear()
+    try:
+        table = CliRunner().invoke(app, ["costs", "--days", "2"])
+        lines = CliRunner().invoke(app, ["costs", "--json", "--tenant", "acme"])
+    finally:
+        get_settings.cache_clear()
+    assert table.exit_code == 0, table.output
+    assert "globex" in table.output
+    assert "0.0061" in table.output  # the total spend
+    rows = [json.loads(line) for line in lines.output.splitlines()]
+    assert [(r["tenant"], r["model"], r["requests"], r["cache_hits"]) for r in rows] == [
+        ("acme", "gpt-4.1", 2, 1)
+    ]
