@@ -159,7 +159,7 @@ class CacheSettings(BaseModel):
 
     enabled: bool = True
     collection: str = "answer-cache"
-    threshold: float = Field(default=0.93, gt=0, le=1)
+    threshold: float = Field(default=0.96, gt=0, le=1)
     ttl_s: float = Field(default=86_400.0, gt=0)
 
 

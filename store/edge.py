@@ -17,7 +17,15 @@ import qdrant_edge as qe
 
 from core.errors import StoreError
 from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
-from store.schema import DENSE, DISTANCE, SPARSE, check_dense, from_payload, to_payload
+from store.schema import (
+    DENSE,
+    DISTANCE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    check_dense,
+    from_payload,
+    to_payload,
+)
 
 _SCHEMA_FILE = "schema.json"
 
@@ -70,6 +78,10 @@ class EdgeStore:
                 self._path.mkdir(parents=True)
                 self._shard = qe.EdgeShard.create(str(self._path), self._config(dim))
                 schema_path.write_text(json.dumps({"size": dim, "distance": DISTANCE}))
+            for name in KEYWORD_FIELDS:  # idempotent: also upgrades shards made before
+                self._shard.update(
+                    qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                )
         except (OSError, RuntimeError, ValueError) as exc:
             raise StoreError(f"cannot open Qdrant Edge shard at {self._path}: {exc}") from exc
 

@@ -15,7 +15,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from core.errors import StoreError
 from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
-from store.schema import DENSE, SPARSE, check_dense, from_payload, to_payload
+from store.schema import DENSE, KEYWORD_FIELDS, SPARSE, check_dense, from_payload, to_payload
 
 
 def _client_filter(filters: Filters | None) -> models.Filter | None:
@@ -59,9 +59,10 @@ class QdrantServerStore:
                     SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                 },
             )
-            self._client.create_payload_index(
-                self._collection, "source", models.PayloadSchemaType.KEYWORD
-            )
+            for name in KEYWORD_FIELDS:
+                self._client.create_payload_index(
+                    self._collection, name, models.PayloadSchemaType.KEYWORD
+                )
         except (UnexpectedResponse, ResponseHandlingException) as exc:
             raise StoreError(
                 f"Qdrant server refused collection {self._collection!r}: {exc}"

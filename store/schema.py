@@ -13,6 +13,19 @@ SPARSE = "bm25"
 DISTANCE = "Cosine"
 
 
+# Payload fields that filters use, indexed as keywords on both adapters. Without an index
+# a filtered query checks every point's payload: 60 ms at 10k answer-cache entries on
+# Qdrant Edge, 1.5 ms with one (measured by eval/bench_cache; see docs/adr/0013).
+KEYWORD_FIELDS = (
+    "source",
+    "meta.tenant",
+    "meta.access_groups",
+    "meta.scope",
+    "meta.corpus",
+    "meta.cited_sources",
+)
+
+
 def to_payload(chunk: Chunk) -> dict[str, Any]:
     """Flat, filterable payload; free-form metadata sits under `meta`."""
     return {
