@@ -47,6 +47,10 @@ TYPICAL_USAGE = Usage(2000, 250)
 CORPUS = "bench"
 
 
+def _key(question: str) -> str:
+    return " ".join(question.lower().split())
+
+
 def _pairs() -> list[dict[str, Any]]:
     return [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
 
