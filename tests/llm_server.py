@@ -49,6 +49,7 @@ class LocalLlmServer:
     def __init__(self, model: Path, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._log_path = log
         self._log = log.open("wb")
         self._process = subprocess.Popen(
             server_command(model, self.port, threads=2),
@@ -57,6 +58,7 @@ class LocalLlmServer:
             env=server_env(),
         )
         self._wait_ready(deadline_s=120)
+        self._smoke_test()
 
     def _wait_ready(self, deadline_s: float) -> None:
         end = time.monotonic() + deadline_s
@@ -70,6 +72,18 @@ class LocalLlmServer:
                 pass
             time.sleep(0.2)
         raise AssertionError("the LLM server did not come up")
+
+    def _smoke_test(self) -> None:
+        """One token through the model: a broken build dies here, not in a test's request."""
+        body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+        try:
+            httpx.post(f"{self.url}/chat/completions", json=body, timeout=60).raise_for_status()
+        except httpx.HTTPError as exc:
+            tail = self._log_path.read_bytes()[-2000:].decode(errors="replace")
+            code = self._process.poll()
+            raise AssertionError(
+                f"the LLM server cannot answer ({exc}; exit code {code}); log tail:\n{tail}"
+            ) from exc
 
     @property
     def alive(self) -> bool:
