@@ -131,9 +131,9 @@ def run(data: Sequence[Path], entries: int, requests: int, threshold: float) -> 
     natural: dict[str, str] = {}
     for folder in data:
         natural.update(_questions(folder))
-    pool = sorted(
-        set(natural.values()) - {p["cached"] for p in pairs} - {p["probe"] for p in pairs}
-    )
+    taken = {_key(p[side]) for p in pairs for side in ("cached", "probe")}
+    unique = {_key(q): q for q in natural.values() if _key(q) not in taken}
+    pool = sorted(unique.values())  # one question per normalised text: one cache entry each
     random.Random(1).shuffle(pool)
     held_out = pool[:requests]  # never cached up front: the workload's new questions
     cached_pairs = sorted({p["cached"] for p in pairs})
