@@ -144,6 +144,10 @@ class LlmSettings(BaseModel):
     anthropic_api_key: SecretStr | None = None
     prompt_version: int = Field(default=1, ge=1)
     max_passages: int = Field(default=5, ge=1, le=20)
+    require_grounding: bool = Field(
+        default=False,
+        description="Replace LLM answers that fail the citation check by the extractive one",
+    )
     max_retries: int = Field(default=2, ge=0, le=10)
     backoff_base_s: float = Field(default=0.25, ge=0)
     backoff_max_s: float = Field(default=4.0, ge=0)

@@ -105,7 +105,7 @@ def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[
         "chunks": len(chunks),
         "aggregates": result.aggregates,
         "latency_ms": result.latency_ms,
-        "cost": {"llm_tokens": 0, "usd": 0.0, "note": "extractive generator, no LLM calls"},
+        "cost": result.cost,
         "skipped": result.skipped,
         "seconds": round(time.perf_counter() - started, 1),
         "rows": result.rows,
@@ -275,6 +275,7 @@ def qa(
         {
             **result.aggregates,
             "latency_ms": result.latency_ms,
+            "cost": result.cost,
             "questions": len(items),
             "skipped": result.skipped,
             "config": {
@@ -282,7 +283,7 @@ def qa(
                 "top_k": top_k,
                 "embedding_model": settings.embedding.model,
                 "retrieval": settings.retrieval.model_dump(),
-                "generator": "extractive",
+                "generator": generator.name,
             },
         },
         out,

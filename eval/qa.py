@@ -38,6 +38,7 @@ class QaRun:
     aggregates: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
 
 
 def _ranking_metrics(ranked: Sequence[str], relevant: frozenset[str], k: int) -> dict[str, float]:
@@ -83,6 +84,14 @@ def run_qa(
             "retrieved": ranked[:top_k],
             "latency_ms": {k: round(v, 2) for k, v in timings.items()},
         }
+        provenance = answer.provenance
+        if provenance is not None:
+            row["rung"] = provenance.rung
+            row["model"] = provenance.model
+            row["tokens"] = provenance.usage.input_tokens + provenance.usage.output_tokens
+            row["cost_usd"] = provenance.cost_usd
+            if answer.found and provenance.grounded is not None:
+                row["grounded"] = float(provenance.grounded)
         if item.answers:
             row.update(_ranking_metrics(ranked, item.relevant, top_k) if item.relevant else {})
             row["answer_in_context"] = answer_in_context(item.answers, contexts)
@@ -105,12 +114,26 @@ def run_qa(
         if progress is not None:
             progress(1)
     metric_keys = sorted(
-        {k for row in run.rows for k, v in row.items() if isinstance(v, float) and k != "score"}
+        {
+            k
+            for row in run.rows
+            for k, v in row.items()
+            if isinstance(v, float) and k not in ("score", "cost_usd")
+        }
     )
     for key in metric_keys:
         values = [row[key] for row in run.rows if key in row]
         run.aggregates[key] = round(sum(values) / len(values), 4)
     run.latency_ms = {stage: percentiles(samples) for stage, samples in stage_samples.items()}
+    rungs: dict[str, int] = {}
+    for row in run.rows:
+        key = f"{row.get('rung', 'unknown')}:{row.get('model', generator.name)}"
+        rungs[key] = rungs.get(key, 0) + 1
+    run.cost = {
+        "llm_tokens": sum(int(row.get("tokens", 0)) for row in run.rows),
+        "usd": round(sum(float(row.get("cost_usd", 0.0)) for row in run.rows), 6),
+        "answers_by_rung": rungs,
+    }
     run.skipped = {
         name: "no judge model configured (the LLM gateway is not set up)"
         for name in ("faithfulness", "answer_relevancy")

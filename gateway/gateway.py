@@ -147,9 +147,41 @@ class LlmGateway:
             self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
             attempts.append(f"{spec.name}: ok")
             answer = self._llm_answer(question, top, passages, completion, spec, decision, attempts)
+            grounded = answer.provenance.grounded if answer.provenance else None
+            if self._settings.require_grounding and grounded is False:
+                return self._finish(
+                    self._ungrounded(question, passages, decision, answer), context, start
+                )
             return self._finish(answer, context, start)
         answer = self._extractive_answer(question, passages, decision, attempts)
         return self._finish(answer, context, start)
+
+    def _ungrounded(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        decision: RouteDecision,
+        rejected: Answer,
+    ) -> Answer:
+        """`require_grounding`: an answer that fails the citation check is replaced by the
+        extractive one; the model's tokens were spent, so its cost stays on the ledger."""
+        spent = rejected.provenance
+        assert spent is not None
+        note = (
+            f"{spent.model}: answer not grounded ({len(spent.uncited_sentences)} uncited "
+            f"sentences, invalid citations {list(spent.invalid_citations)}): replaced"
+        )
+        answer = self._extractive_answer(question, passages, decision, [*spent.attempts, note])
+        assert answer.provenance is not None
+        return dataclasses.replace(
+            answer,
+            provenance=dataclasses.replace(
+                answer.provenance,
+                route=f"{decision.reason}; ungrounded LLM answer replaced",
+                usage=spent.usage,
+                cost_usd=spent.cost_usd,
+            ),
+        )
 
     # -- streaming ----------------------------------------------------------------------
 

@@ -235,3 +235,18 @@ def test_streaming_with_every_model_down_streams_the_extractive_answer(
     assert events[-1].answer is not None
     assert events[-1].answer.provenance is not None
     assert events[-1].answer.provenance.rung == "extractive"
+
+
+def test_require_grounding_replaces_an_uncited_answer_and_keeps_its_cost(
+    ledger: SqlLedger,
+) -> None:
+    cheap = ScriptedChatModel("cheap", ["Ids are made somehow."])
+    answer = _gateway(ledger, cheap, require_grounding=True).generate(QUESTION, PASSAGES)
+    p = answer.provenance
+    assert p is not None
+    assert p.rung == "extractive"
+    assert "ungrounded LLM answer replaced" in p.route
+    assert "answer not grounded" in p.attempts[-1]
+    assert p.cost_usd == pytest.approx(1100 / 1e6)
+    assert answer.citations
+    assert ledger.spent("default", NOW.replace(hour=0)) == pytest.approx(p.cost_usd)
