@@ -63,7 +63,9 @@ def _print_answer(answer: Answer) -> None:
             f"[dim](chunk {citation.chunk_id})[/dim]"
         )
     p = answer.provenance
-    if p is not None:
+    if p is not None and p.rung == "extractive" and not p.attempts:
+        console.print(f"  [dim]extractive answer ({p.route})[/dim]")
+    elif p is not None:
         cost = f"${p.cost_usd:.6f}" if not p.saved_usd else f"saved ${p.saved_usd:.6f}"
         flags = "" if p.grounded is not False else " [yellow]citations flagged[/yellow]"
         console.print(
