@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -156,6 +156,12 @@ class LlmSettings(BaseModel):
     ledger_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite under data_dir"
     )
+
+    @field_validator("openai_api_key", "anthropic_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        """`KEY=` (as compose passes an unset variable) means no key, not an empty one."""
+        return None if value == "" else value
 
 
 class CacheSettings(BaseModel):

@@ -27,3 +27,9 @@ def test_production_refuses_the_embedded_store() -> None:
 def test_overlap_must_be_smaller_than_chunk() -> None:
     with pytest.raises(ValidationError, match="CHUNK_OVERLAP"):
         IngestSettings(chunk_size=200, chunk_overlap=200)
+
+
+def test_an_empty_provider_key_means_no_key() -> None:
+    from core.settings import LlmSettings
+
+    assert LlmSettings(openai_api_key="", anthropic_api_key="").openai_api_key is None  # type: ignore[arg-type]
