@@ -108,6 +108,19 @@ class Citation:
     chunk_id: str
     quote: str
 
+    @classmethod
+    def of(cls, number: int, chunk: Chunk, quote_chars: int = 300) -> Citation:
+        """The citation of passage `number`, quoting the start of its chunk."""
+        return cls(
+            number,
+            chunk.source,
+            chunk.title,
+            chunk.section,
+            chunk.page,
+            chunk.id,
+            chunk.text[:quote_chars],
+        )
+
 
 class Sensitivity(StrEnum):
     """How sensitive a request's data is; `confidential` may only reach `private` models."""

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from core.errors import CircuitOpenError, ProviderError
 from core.ports import ChatModel, Generator, Ledger
@@ -48,6 +49,7 @@ from gateway.resilience import CircuitBreaker, call_with_retries
 from gateway.routing import BudgetState, RouteDecision, Router
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NOT_FOUND_MARK = "NOT_FOUND"
 NOT_FOUND_TEXT = "I could not find an answer to this question in the indexed documents."
@@ -131,13 +133,9 @@ class LlmGateway:
             began = time.perf_counter()
             try:
                 completion = self._breakers[spec.name].call(
-                    lambda model=model, spec=spec: call_with_retries(  # type: ignore[misc]
+                    lambda model=model, spec=spec: self._retrying(  # type: ignore[misc]
                         lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
-                        self._settings.max_retries,
-                        self._settings.backoff_base_s,
-                        self._settings.backoff_max_s,
-                        sleep=self._sleep,
-                        on_retry=lambda n, exc: attempts.append(f"{exc} (retry {n + 1})"),
+                        attempts,
                     )
                 )
             except ProviderError as exc:
@@ -205,15 +203,11 @@ class LlmGateway:
                 attempts.append(str(exc))
                 continue
             try:
-                first, rest = call_with_retries(
+                first, rest = self._retrying(
                     lambda model=model, spec=spec: _first_chunk(  # type: ignore[misc]
                         model.stream(messages, spec.max_output_tokens, spec.timeout_s)
                     ),
-                    self._settings.max_retries,
-                    self._settings.backoff_base_s,
-                    self._settings.backoff_max_s,
-                    sleep=self._sleep,
-                    on_retry=lambda n, exc: attempts.append(f"{exc} (retry {n + 1})"),
+                    attempts,
                 )
             except ProviderError as exc:
                 breaker.failure()
@@ -248,6 +242,17 @@ class LlmGateway:
         yield AnswerEvent("answer", answer=answer)
 
     # -- shared steps -------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], T], attempts: list[str]) -> T:
+        """`call` with the configured retries; each retry is noted in `attempts`."""
+        return call_with_retries(
+            call,
+            self._settings.max_retries,
+            self._settings.backoff_base_s,
+            self._settings.backoff_max_s,
+            sleep=self._sleep,
+            on_retry=lambda n, exc: attempts.append(f"{exc} (retry {n + 1})"),
+        )
 
     def _prepare(
         self, question: str, passages: Sequence[ScoredChunk], context: RequestContext
@@ -293,18 +298,7 @@ class LlmGateway:
                 provenance=provenance,
             )
         check = check_citations(text, len(top))
-        citations = tuple(
-            Citation(
-                number=n,
-                source=top[n - 1].chunk.source,
-                title=top[n - 1].chunk.title,
-                section=top[n - 1].chunk.section,
-                page=top[n - 1].chunk.page,
-                chunk_id=top[n - 1].chunk.id,
-                quote=top[n - 1].chunk.text[:300],
-            )
-            for n in sorted(check.cited)
-        )
+        citations = tuple(Citation.of(n, top[n - 1].chunk) for n in sorted(check.cited))
         provenance = dataclasses.replace(
             provenance,
             grounded=check.grounded,

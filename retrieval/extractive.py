@@ -121,18 +121,7 @@ class ExtractiveGenerator:
         for _, rank, _, sentence in chosen:
             number = numbers.setdefault(rank, len(numbers) + 1)
             parts.append(f"{sentence} [{number}]")
-        citations = tuple(
-            Citation(
-                number=number,
-                source=top[rank].chunk.source,
-                title=top[rank].chunk.title,
-                section=top[rank].chunk.section,
-                page=top[rank].chunk.page,
-                chunk_id=top[rank].chunk.id,
-                quote=top[rank].chunk.text[:300],
-            )
-            for rank, number in numbers.items()
-        )
+        citations = tuple(Citation.of(number, top[rank].chunk) for rank, number in numbers.items())
         return Answer(
             question,
             " ".join(parts),
