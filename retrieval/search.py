@@ -60,7 +60,9 @@ class Retriever:
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: SearchMode | None = None,
+        dense: list[float] | None = None,
     ) -> Retrieval:
+        """Top hits for `text`; pass `dense` when the query vector was already computed."""
         query = normalize_query(text)
         chosen = mode or SearchMode(self._settings.mode)
         limit = top_k or self._settings.top_k
@@ -69,7 +71,7 @@ class Retriever:
         start = time.perf_counter()
         if chosen is SearchMode.SPARSE:
             dense = [0.0] * self._embedder.dim
-        else:
+        elif dense is None:
             dense = self._embedder.embed_query(query)
         sparse = self._sparse.encode_query(query)
         timings["embed"] = _ms(start)
@@ -96,6 +98,10 @@ class Retriever:
             hits = self._reranker.rerank(query, hits, limit)
             timings["rerank"] = _ms(start)
         return Retrieval(hits[:limit], timings)
+
+    def embed_query(self, text: str) -> list[float]:
+        """The dense query vector, for callers that reuse it (the answer cache)."""
+        return self._embedder.embed_query(normalize_query(text))
 
     def search(
         self,

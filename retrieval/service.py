@@ -76,10 +76,11 @@ class RagService:
         context = context or RequestContext()
         cleaned = normalize_query(question)
         start = time.perf_counter()
-        cached = self._cached(cleaned, context)
+        vector = self._retriever.embed_query(cleaned) if self._cache is not None else None
+        cached = self._cached(cleaned, context, vector)
         if cached is not None:
             return dataclasses.replace(cached, timings_ms={"cache": _ms(start)})
-        retrieval = self._retrieve(cleaned, top_k, filters, context)
+        retrieval = self._retrieve(cleaned, top_k, filters, context, vector)
         if isinstance(retrieval, Answer):
             return retrieval
         start = time.perf_counter()
@@ -98,8 +99,11 @@ class RagService:
         """Like `ask`, as events: tokens while the model writes, then the checked answer."""
         context = context or RequestContext()
         cleaned = normalize_query(question)
-        cached = self._cached(cleaned, context)
-        retrieval = self._retrieve(cleaned, top_k, filters, context) if cached is None else cached
+        vector = self._retriever.embed_query(cleaned) if self._cache is not None else None
+        cached = self._cached(cleaned, context, vector)
+        retrieval = (
+            self._retrieve(cleaned, top_k, filters, context, vector) if cached is None else cached
+        )
         if isinstance(retrieval, Answer):
             yield AnswerEvent("token", retrieval.text)
             yield AnswerEvent("answer", answer=retrieval)
@@ -114,11 +118,13 @@ class RagService:
                 self._remember(cleaned, context, event.answer)
             yield event
 
-    def _cached(self, question: str, context: RequestContext) -> Answer | None:
+    def _cached(
+        self, question: str, context: RequestContext, vector: list[float] | None
+    ) -> Answer | None:
         if self._cache is None:
             return None
         try:
-            return self._cache.lookup(question, context, self._corpus)
+            return self._cache.lookup(question, context, self._corpus, vector=vector)
         except StoreError as exc:  # a broken cache must not break answering
             log.warning("answer cache lookup failed: %s", exc)
             return None
@@ -129,16 +135,22 @@ class RagService:
         top_k: int | None,
         filters: Filters | None,
         context: RequestContext,
+        vector: list[float] | None = None,
     ) -> Retrieval | Answer:
-        """Hits, or (retrieval down) a stale cached answer as the last rung; else raise."""
+        """Hits, or (retrieval down) a stale cached answer as the last rung; else raise.
+
+        `vector` is the question's embedding when the cache lookup already computed it.
+        """
         try:
             return self._retriever.retrieve(
-                question, top_k=top_k, filters=scoped_filters(filters, context)
+                question, top_k=top_k, filters=scoped_filters(filters, context), dense=vector
             )
         except StoreError:
             if self._cache is not None:
                 try:
-                    stale = self._cache.lookup(question, context, self._corpus, allow_stale=True)
+                    stale = self._cache.lookup(
+                        question, context, self._corpus, allow_stale=True, vector=vector
+                    )
                 except StoreError:
                     stale = None
                 if stale is not None:

@@ -131,3 +131,32 @@ def test_putting_the_same_question_twice_keeps_one_entry(parts: Parts) -> None:
         _answer(Q, "a.md"),
     )
     assert cache.count() == 1
+
+
+class CountingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__(64)
+        self.queries = 0
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return super().embed_query(text)
+
+
+def test_a_cache_miss_embeds_the_question_once_for_cache_and_retrieval(tmp_path: Path) -> None:
+    from core.settings import RetrievalSettings, SparseSettings
+    from ingest.embed import Bm25Encoder
+    from retrieval.extractive import ExtractiveGenerator
+    from retrieval.search import Retriever
+    from retrieval.service import RagService
+
+    embedder = CountingEmbedder()
+    docs = EdgeStore(tmp_path / "docs", "docs")
+    retriever = Retriever(embedder, Bm25Encoder(SparseSettings()), docs, RetrievalSettings())
+    cache = SemanticCache(EdgeStore(tmp_path / "cache", "cache"), embedder, 0.9, 60)
+    service = RagService(retriever, ExtractiveGenerator(), cache, corpus="v1")
+    answer = service.ask(Q)
+    assert not answer.found  # an empty index
+    assert embedder.queries == 1
+    cache.close()
+    docs.close()
