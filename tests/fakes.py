@@ -17,6 +17,7 @@ from core.types import (
     StreamChunk,
     Usage,
 )
+from gateway.catalog import ModelSpec
 
 
 class HashEmbedder:
@@ -114,3 +115,17 @@ class ScriptedChatModel:
                 raise ProviderError(f"{self._name}: connection reset", transient=True)
             yield StreamChunk(token)
         yield StreamChunk(usage=Usage(*self._usage))
+
+
+def model_spec(name: str, price: float, *tags: str, output_ratio: float = 1.0) -> ModelSpec:
+    """A catalog entry at a closed local port; `price` USD per 1M input tokens."""
+    return ModelSpec(
+        name=name,
+        provider="openai-compatible",
+        model=name,
+        endpoint="http://127.0.0.1:1/v1",
+        context_window=8192,
+        input_per_mtok=price,
+        output_per_mtok=price * output_ratio,
+        tags=frozenset(tags),
+    )

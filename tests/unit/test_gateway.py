@@ -11,11 +11,11 @@ import pytest
 from core.errors import ProviderError
 from core.settings import LlmSettings
 from core.types import Chunk, LedgerEntry, RequestContext, ScoredChunk, Sensitivity
-from gateway.catalog import Catalog, ModelSpec, RoutingPolicy
+from gateway.catalog import Catalog, RoutingPolicy
 from gateway.gateway import NOT_FOUND_TEXT, LlmGateway
 from gateway.ledger import SqlLedger
 from retrieval.extractive import ExtractiveGenerator
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, model_spec
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 PASSAGES = [
@@ -43,22 +43,9 @@ PASSAGES = [
 QUESTION = "How are chunk ids made?"
 
 
-def _spec(name: str, price: float, *tags: str) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        provider="openai-compatible",
-        model=name,
-        endpoint="http://127.0.0.1:1/v1",
-        context_window=8192,
-        input_per_mtok=price,
-        output_per_mtok=price,
-        tags=frozenset(tags),
-    )
-
-
 CATALOG = Catalog(
     version=1,
-    models=(_spec("strong", 10.0, "strong"), _spec("cheap", 1.0, "cheap")),
+    models=(model_spec("strong", 10.0, "strong"), model_spec("cheap", 1.0, "cheap")),
     routing=RoutingPolicy(complex_markers=("compare",)),
     budgets={"default": {"daily_soft_usd": 1.0, "daily_hard_usd": 2.0}},  # type: ignore[arg-type]
 )

@@ -7,26 +7,18 @@ import pytest
 from core.types import RequestContext, Sensitivity
 from gateway.catalog import Catalog, ModelSpec, RoutingPolicy
 from gateway.routing import BudgetState, LatencyTracker, RouteDecision, Router
+from tests.fakes import model_spec
 
 
-def _spec(name: str, price: float, *tags: str) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        provider="openai-compatible",
-        model=name,
-        endpoint="http://127.0.0.1:1/v1",
-        context_window=8192,
-        input_per_mtok=price,
-        output_per_mtok=price * 4,
-        tags=frozenset(tags),
-    )
+def spec(name: str, price: float, *tags: str) -> ModelSpec:
+    return model_spec(name, price, *tags, output_ratio=4.0)
 
 
 MODELS = (
-    _spec("local", 0.0, "private", "cheap"),
-    _spec("mini", 0.4, "cheap"),
-    _spec("big", 2.0, "strong"),
-    _spec("huge", 3.0, "strong"),
+    spec("local", 0.0, "private", "cheap"),
+    spec("mini", 0.4, "cheap"),
+    spec("big", 2.0, "strong"),
+    spec("huge", 3.0, "strong"),
 )
 
 
@@ -94,7 +86,7 @@ def test_over_the_hard_budget_no_model_serves() -> None:
 
 
 def test_confidential_over_soft_budget_with_no_cheap_private_model_gets_no_model() -> None:
-    catalog = Catalog(version=1, models=(_spec("onprem-big", 0.0, "private", "strong"),))
+    catalog = Catalog(version=1, models=(spec("onprem-big", 0.0, "private", "strong"),))
     router = Router(catalog, ["onprem-big"])
     context = RequestContext(sensitivity=Sensitivity.CONFIDENTIAL)
     decision = router.decide("What?", context, BudgetState.SOFT)
