@@ -122,6 +122,10 @@ class Citation:
         )
 
 
+#: What every generator answers when the passages do not hold the answer.
+NOT_FOUND = "I could not find an answer to this question in the indexed documents."
+
+
 class Sensitivity(StrEnum):
     """How sensitive a request's data is; `confidential` may only reach `private` models."""
 

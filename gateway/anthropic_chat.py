@@ -11,7 +11,7 @@ import httpx2
 from core.errors import ProviderError
 from core.types import ChatMessage, Completion, StreamChunk, Usage
 from gateway.catalog import ModelSpec
-from gateway.providers import MALFORMED, guard, guard_stream, http_error, is_transient_status
+from gateway.providers import MALFORMED, guard, guard_stream, translate_sdk_error
 
 _ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED)
 
@@ -36,21 +36,7 @@ class AnthropicChat:
         return self._spec.name
 
     def _translate(self, exc: Exception) -> ProviderError:
-        name = self.name
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderError(f"{name}: timed out", transient=True)
-        if isinstance(exc, anthropic.APIConnectionError):
-            return ProviderError(f"{name}: cannot connect ({exc.__cause__ or exc})", transient=True)
-        if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code  # 529 "overloaded" is a 5xx: transient
-            return ProviderError(
-                f"{name}: HTTP {status} {exc.message}"[:500],
-                transient=is_transient_status(status),
-                status=status,
-            )
-        return http_error(name, exc, httpx2) or ProviderError(
-            f"{name}: malformed reply ({type(exc).__name__}: {exc})", transient=False
-        )
+        return translate_sdk_error(self.name, exc, anthropic)
 
     def _request(self, messages: Sequence[ChatMessage], max_tokens: int) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")

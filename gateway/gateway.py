@@ -26,6 +26,7 @@ from core.errors import CircuitOpenError, ProviderError
 from core.ports import ChatModel, Generator, Ledger
 from core.settings import LlmSettings
 from core.types import (
+    NOT_FOUND,
     Answer,
     AnswerEvent,
     ChatMessage,
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_FOUND_MARK = "NOT_FOUND"
-NOT_FOUND_TEXT = "I could not find an answer to this question in the indexed documents."
 
 
 class LlmGateway:
@@ -290,7 +290,7 @@ class LlmGateway:
         if not text or text.startswith(NOT_FOUND_MARK):
             return Answer(
                 question,
-                NOT_FOUND_TEXT,
+                NOT_FOUND,
                 (),
                 found=False,
                 generator=spec.name,

@@ -16,8 +16,7 @@ from gateway.providers import (
     estimate_tokens,
     guard,
     guard_stream,
-    http_error,
-    is_transient_status,
+    translate_sdk_error,
 )
 
 _ERRORS = (openai.OpenAIError, httpx2.HTTPError, *MALFORMED)
@@ -43,21 +42,7 @@ class OpenAIChat:
         return self._spec.name
 
     def _translate(self, exc: Exception) -> ProviderError:
-        name = self.name
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderError(f"{name}: timed out", transient=True)
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderError(f"{name}: cannot connect ({exc.__cause__ or exc})", transient=True)
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            return ProviderError(
-                f"{name}: HTTP {status} {exc.message}"[:500],
-                transient=is_transient_status(status),
-                status=status,
-            )
-        return http_error(name, exc, httpx2) or ProviderError(
-            f"{name}: malformed reply ({type(exc).__name__}: {exc})", transient=False
-        )
+        return translate_sdk_error(self.name, exc, openai)
 
     def _request(self, messages: Sequence[ChatMessage], max_tokens: int) -> dict[str, Any]:
         return {

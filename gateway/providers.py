@@ -92,10 +92,22 @@ def build_chat_model(
     return OpenAIChat(spec, None, http_client)
 
 
-def http_error(name: str, exc: Exception, httpx2_module: Any) -> ProviderError | None:
-    """Errors raised by httpx2 itself while a stream is being read."""
-    if isinstance(exc, httpx2_module.TimeoutException):
-        return ProviderError(f"{name}: timed out while streaming", transient=True)
-    if isinstance(exc, httpx2_module.HTTPError):
-        return ProviderError(f"{name}: connection failed ({exc})", transient=True)
-    return None
+def translate_sdk_error(name: str, exc: Exception, sdk: Any) -> ProviderError:
+    """An `openai` or `anthropic` SDK error (same exception tree) as a ProviderError.
+
+    `sdk` is the SDK module; errors raised by httpx2 while a stream is read come too.
+    """
+    import httpx2
+
+    if isinstance(exc, sdk.APITimeoutError | httpx2.TimeoutException):
+        return ProviderError(f"{name}: timed out", transient=True)
+    if isinstance(exc, sdk.APIConnectionError | httpx2.HTTPError):
+        return ProviderError(f"{name}: cannot connect ({exc.__cause__ or exc})", transient=True)
+    if isinstance(exc, sdk.APIStatusError):
+        status = exc.status_code  # Anthropic's 529 "overloaded" is a 5xx: transient
+        return ProviderError(
+            f"{name}: HTTP {status} {exc.message}"[:500],
+            transient=is_transient_status(status),
+            status=status,
+        )
+    return ProviderError(f"{name}: malformed reply ({type(exc).__name__}: {exc})", transient=False)

@@ -15,10 +15,16 @@ from collections.abc import Sequence
 
 from py_rust_stemmers import SnowballStemmer
 
-from core.types import Answer, Citation, Provenance, RequestContext, ScoredChunk
+from core.types import (
+    NOT_FOUND,
+    Answer,
+    Citation,
+    Provenance,
+    RequestContext,
+    ScoredChunk,
+)
 
 _PROVENANCE = Provenance(rung="extractive", model="extractive", route="no LLM configured")
-NOT_FOUND = "I could not find an answer to this question in the indexed documents."
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )")
 _STOPWORDS = frozenset(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from core.types import Chunk, ScoredChunk
-from retrieval.extractive import NOT_FOUND, ExtractiveGenerator, split_sentences
+from core.types import NOT_FOUND, Chunk, ScoredChunk
+from retrieval.extractive import ExtractiveGenerator, split_sentences
 
 
 def _hit(text: str, source: str, score: float = 1.0, section: str = "") -> ScoredChunk:

@@ -10,9 +10,9 @@ import pytest
 
 from core.errors import ProviderError
 from core.settings import LlmSettings
-from core.types import Chunk, LedgerEntry, RequestContext, ScoredChunk, Sensitivity
+from core.types import NOT_FOUND, Chunk, LedgerEntry, RequestContext, ScoredChunk, Sensitivity
 from gateway.catalog import Catalog, RoutingPolicy
-from gateway.gateway import NOT_FOUND_TEXT, LlmGateway
+from gateway.gateway import LlmGateway
 from gateway.ledger import SqlLedger
 from retrieval.extractive import ExtractiveGenerator
 from tests.fakes import ScriptedChatModel, model_spec
@@ -98,7 +98,7 @@ def test_not_found_from_the_model_is_an_abstention(ledger: SqlLedger) -> None:
         QUESTION, PASSAGES
     )
     assert not answer.found
-    assert answer.text == NOT_FOUND_TEXT
+    assert answer.text == NOT_FOUND
 
 
 def test_transient_errors_are_retried_on_the_same_model(ledger: SqlLedger) -> None:
