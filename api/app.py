@@ -1,14 +1,21 @@
-"""The FastAPI app. `create_app()` is the factory; adapters are built in the lifespan."""
+"""The FastAPI app. `create_app()` is the factory; adapters are built in the lifespan.
+
+Handlers are thin: the principal comes from `api.security` (credentials only), the use
+cases from `retrieval.service` (search, ask) and `ingest.service` (documents, jobs).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,15 +27,35 @@ from api.schemas import (
     Hit,
     JobAccepted,
     JobOut,
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    Name,
+    Problem,
     SearchRequest,
     SearchResponse,
 )
+from api.security import Admin, Hardening, Ingestor, Reader, check_tenant, request_context
 from api.wiring import AppContext, build_app_context
-from core.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from core.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from core.settings import Settings, get_settings
-from core.types import IngestJob
+from core.types import Answer, IngestJob, Principal, RequestContext, Role
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.service import discard_upload
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Bytes of a file name (most file systems stop at 255; the source id is the name).
+_MAX_NAME_BYTES = 200
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 413, 422, 429, 503)
+}
 
 
 def _context(request: Request) -> AppContext:
@@ -39,13 +66,38 @@ def _context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(_context)]
 
 
+def _upload_name(raw: str | None) -> str:
+    """The source id of an upload: its base name, if it is a sane file name."""
+    name = unicodedata.normalize("NFC", Path((raw or "").replace("\\", "/")).name)
+    if not name or name in (".", ".."):
+        raise InvalidRequestError("a file without a name: send a filename with each file")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError("a file name holds invalid unicode") from None
+    if len(encoded) > _MAX_NAME_BYTES:
+        raise InvalidRequestError(
+            f"a file name is {len(encoded)} bytes long; the limit is {_MAX_NAME_BYTES}"
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        raise InvalidRequestError(f"{name[:60]!r}: control characters in a file name")
+    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise InvalidRequestError(
+            f"{name}: unsupported type; send one of " + ", ".join(SUPPORTED_SUFFIXES)
+        )
+    return name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own settings, `rag serve` uses the environment."""
+    settings = settings or get_settings()
+    api = settings.api
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        context = build_app_context(settings or get_settings())
+        context = build_app_context(settings)
         _ = context.service  # load models and open the store before the first request
+        _ = context.authenticator
         app.state.context = context
         try:
             yield
@@ -57,33 +109,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Hybrid retrieval with grounded, cited answers.",
         lifespan=lifespan,
+        max_body_size=api.max_body_kb * 1024,
+        responses=_PROBLEMS,
     )
     errors.register(app)
+    if api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(Hardening, allowed_hosts=api.allowed_hosts, cors_origins=api.cors_origins)
+
+    async def _generation(context: AppContext, who: Principal) -> AbstractAsyncContextManager[None]:
+        """A generation slot (bounded in flight), after the principal's token quota."""
+        if context.settings.llm.enabled:
+            context.limiter.check_tokens(who)
+        return context.gate.slot()
+
+    def _count_tokens(context: AppContext, who: Principal, answer: Answer) -> None:
+        usage = answer.provenance.usage if answer.provenance else None
+        if usage is not None and answer.provenance and answer.provenance.rung == "llm":
+            context.limiter.record_tokens(who, usage.input_tokens + usage.output_tokens)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz(context: Context) -> Health:
-        settings = context.settings
+        """Liveness: the process serves and the store answers."""
         points = await run_in_threadpool(context.store.count)
         return Health(
             status="ok",
-            store=settings.store.backend,
-            collection=settings.store.collection,
+            store=context.settings.store.backend,
+            collection=context.settings.store.collection,
             points=points,
             embedding_model=context.embedder.name,
         )
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["query"])
-    async def search(body: SearchRequest, context: Context) -> SearchResponse:
+    async def search(body: SearchRequest, who: Reader, context: Context) -> SearchResponse:
+        """Ranked passages from the documents your credentials may read."""
+        scope = request_context(who, groups=body.access_groups)
         hits = await run_in_threadpool(
-            context.service.search, body.query, body.top_k, body.filters, body.mode
+            context.service.search, body.query, body.top_k, body.filters, body.mode, scope
         )
         return SearchResponse(hits=[Hit.of(h) for h in hits])
 
+    def _ask_context(who: Principal, body: AskRequest) -> RequestContext:
+        return request_context(who, body.tenant, body.access_groups, body.sensitivity)
+
     @app.post("/v1/ask", response_model=AskResponse, tags=["query"])
-    async def ask(body: AskRequest, context: Context) -> AskResponse:
-        answer = await run_in_threadpool(
-            context.service.ask, body.question, body.top_k, body.filters, body.context()
-        )
+    async def ask(body: AskRequest, who: Reader, context: Context) -> AskResponse:
+        """A grounded answer with citations, from the documents you may read."""
+        scope = _ask_context(who, body)
+        async with await _generation(context, who):
+            answer = await run_in_threadpool(
+                context.service.ask, body.question, body.top_k, body.filters, scope
+            )
+        _count_tokens(context, who, answer)
         return AskResponse.of(answer)
 
     @app.post(
@@ -92,69 +174,147 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
     )
-    async def ask_stream(body: AskRequest, context: Context) -> StreamingResponse:
+    async def ask_stream(body: AskRequest, who: Reader, context: Context) -> StreamingResponse:
         """Server-sent events: `token` events while the model writes, then one `answer`
         event (the AskResponse JSON). Fallback happens before the first token."""
-        events = context.service.ask_stream(body.question, body.top_k, body.filters, body.context())
-        # Retrieval runs before the response starts, so its errors still get a status code.
-        first = await run_in_threadpool(next, events, None)
+        scope = _ask_context(who, body)
+        slot = await _generation(context, who)
+        await slot.__aenter__()
+        try:
+            events = context.service.ask_stream(body.question, body.top_k, body.filters, scope)
+            # Retrieval runs before the response starts, so its errors still get a status.
+            first = await run_in_threadpool(next, events, None)
+        except BaseException:
+            await slot.__aexit__(None, None, None)
+            raise
 
-        def sse() -> Iterator[str]:
-            event = first
-            while event is not None:
-                if event.answer is not None:
-                    payload = AskResponse.of(event.answer).model_dump_json()
-                    yield f"event: answer\ndata: {payload}\n\n"
-                else:
-                    yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
-                event = next(events, None)
+        async def sse() -> AsyncIterator[str]:
+            try:
+                event = first
+                while event is not None:
+                    if event.answer is not None:
+                        _count_tokens(context, who, event.answer)
+                        payload = AskResponse.of(event.answer).model_dump_json()
+                        yield f"event: answer\ndata: {payload}\n\n"
+                    else:
+                        yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
+                    event = await run_in_threadpool(next, events, None)
+            finally:
+                await slot.__aexit__(None, None, None)
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 
-    @app.post("/v1/documents", response_model=JobAccepted, status_code=202, tags=["ingest"])
+    @app.post(
+        "/v1/documents",
+        response_model=JobAccepted,
+        status_code=202,
+        tags=["ingest"],
+        max_body_size=int(api.max_upload_mb * 2**20) * api.max_upload_files + 2**20,
+    )
     async def upload(
+        who: Ingestor,
         context: Context,
         files: Annotated[list[UploadFile], File(description="Documents to ingest")],
-        tenant: Annotated[str | None, Form()] = None,
-        access_groups: Annotated[list[str] | None, Form()] = None,
+        tenant: Annotated[Name | None, Form(description="Optional; must be yours")] = None,
+        access_groups: Annotated[
+            list[Name] | None, Form(description="Who may read them (your groups); none: all")
+        ] = None,
     ) -> JobAccepted:
-        """Store the uploads and enqueue an ingest job; poll `status_url` for the outcome."""
-        limit = int(context.settings.api.max_upload_mb * 2**20)
+        """Store the uploads and enqueue an ingest job; poll `status_url` for the outcome.
+        A file named like one of your documents replaces it."""
+        check_tenant(who, tenant)
+        groups = _upload_groups(who, access_groups or [])
+        if len(files) > api.max_upload_files:
+            raise PayloadTooLargeError(f"{len(files)} files; the limit is {api.max_upload_files}")
+        names = [_upload_name(upload.filename) for upload in files]  # all, before any write
+        if len(set(names)) != len(names):
+            raise InvalidRequestError("two files share a name; each file's name is its id")
+        await run_in_threadpool(context.documents.check_writable)
+        readable = None if who.can(Role.ADMIN) else who.access_groups
+        for name in names:
+            if not await run_in_threadpool(context.documents.writable, who.tenant, name, readable):
+                raise PermissionDeniedError(
+                    f"{name}: a document of that name exists that your groups cannot write"
+                )
+        limit = int(api.max_upload_mb * 2**20)
         job_id = new_job_id()
         folder = context.settings.data_dir / "uploads" / job_id
-        saved: list[tuple[str, str]] = []
-        for upload in files:
-            name = Path(upload.filename or "").name
-            if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-                raise InvalidRequestError(
-                    f"{name or 'a file without a name'}: unsupported type; send one of "
-                    + ", ".join(SUPPORTED_SUFFIXES)
-                )
-            data = await upload.read(limit + 1)
-            if len(data) > limit:
-                raise PayloadTooLargeError(
-                    f"{name} is over the {context.settings.api.max_upload_mb:g} MiB upload limit"
-                )
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-            saved.append((str(folder / name), name))
-        context.jobs.submit(IngestJob(job_id, tuple(saved), tenant, tuple(access_groups or ())))
-        return JobAccepted(
-            job_id=job_id, status_url=f"/v1/jobs/{job_id}", files=[name for _, name in saved]
+        job = IngestJob(
+            job_id,
+            tuple((str(folder / name), name) for name in names),
+            who.tenant,
+            tuple(groups),
         )
+        try:
+            folder.mkdir(parents=True)
+            for upload, name in zip(files, names, strict=True):
+                data = await upload.read(limit + 1)
+                if len(data) > limit:
+                    raise PayloadTooLargeError(
+                        f"{name} is over the {api.max_upload_mb:g} MiB upload limit"
+                    )
+                (folder / name).write_bytes(data)
+            context.jobs.submit(job)
+        except BaseException:  # nothing accepted: no files left behind without a job
+            discard_upload(job)
+            raise
+        return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}", files=names)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["ingest"])
-    async def job(job_id: str, context: Context) -> JobOut:
-        status = context.jobs.status(job_id)
-        if status is None:
-            raise NotFoundError(f"no job {job_id}")
+    async def job(job_id: str, who: Ingestor, context: Context) -> JobOut:
+        """An ingest job of your tenant (another tenant's job does not exist for you)."""
+        status = context.jobs.status(job_id) if _JOB_ID.match(job_id) else None
+        if status is None or status.tenant != who.tenant:
+            raise NotFoundError(f"no job {job_id[:64]}")
         return JobOut.of(status)
 
     @app.delete("/v1/documents/{source:path}", status_code=204, tags=["ingest"])
-    async def delete(source: str, context: Context) -> Response:
-        """Remove a document's chunks from the index and the manifest."""
-        if not await run_in_threadpool(context.delete_document, source):
-            raise NotFoundError(f"no document {source!r} in the index")
+    async def delete(source: str, who: Ingestor, context: Context) -> Response:
+        """Remove one of your tenant's documents (its chunks, manifest row, cached answers)."""
+        groups = None if who.can(Role.ADMIN) else who.access_groups
+        if not await run_in_threadpool(context.documents.delete, who.tenant, source, groups):
+            raise NotFoundError(f"no document {source[:200]!r} in the index")
+        return Response(status_code=204)
+
+    @app.post("/v1/keys", response_model=KeyCreated, status_code=201, tags=["admin"])
+    async def create_key(body: KeyCreate, who: Admin, context: Context) -> KeyCreated:
+        """A new API key; the token is in this response only."""
+        record, token = await run_in_threadpool(
+            context.keys.create, body.tenant, body.role, body.access_groups, body.expires_days
+        )
+        return KeyCreated(**_key_out(record).model_dump(), key=token)
+
+    @app.get("/v1/keys", response_model=list[KeyOut], tags=["admin"])
+    async def list_keys(who: Admin, context: Context) -> list[KeyOut]:
+        return [_key_out(k) for k in await run_in_threadpool(context.keys.list)]
+
+    @app.delete("/v1/keys/{key_id}", status_code=204, tags=["admin"])
+    async def revoke_key(key_id: str, who: Admin, context: Context) -> Response:
+        if not await run_in_threadpool(context.keys.revoke, key_id[:64]):
+            raise NotFoundError(f"no key {key_id[:64]}")
         return Response(status_code=204)
 
     return app
+
+
+def _upload_groups(who: Principal, groups: Sequence[str]) -> list[str]:
+    """Groups to label uploads with: the uploader's own (an admin may name any)."""
+    extra = sorted(set(groups) - set(who.access_groups))
+    if extra and not who.can(Role.ADMIN):
+        raise PermissionDeniedError(f"not a member of access group(s): {', '.join(extra)}")
+    return sorted(set(groups))
+
+
+def _key_out(record: object) -> KeyOut:
+    from auth.keys import ApiKey
+
+    assert isinstance(record, ApiKey)
+    return KeyOut(
+        key_id=record.key_id,
+        tenant=record.tenant,
+        role=record.role,
+        access_groups=list(record.access_groups),
+        created_at=record.created_at.isoformat(),
+        expires_at=record.expires_at.isoformat() if record.expires_at else None,
+        revoked=record.revoked_at is not None,
+    )

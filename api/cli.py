@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,15 +17,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.errors import ConfigError, RagError
+from core.errors import RagError
 from core.settings import get_settings
 from core.types import (
+    DEFAULT_TENANT,
     Answer,
     ParsedDocument,
     RequestContext,
+    Role,
     ScoredChunk,
     SearchMode,
     Sensitivity,
+    check_name,
 )
 from eval.cli import app as eval_app
 
@@ -112,15 +116,9 @@ def _run_ingest(
         raise typer.Exit(1)
     ctx = _context()
     started = time.perf_counter()
-    published: str | None = None
     try:
-        published_before = ctx.aliases.resolve(ctx.settings.store.collection)
-        if ctx.rebuilding and published_before is not None and not reindex:
-            raise ConfigError(
-                f"the pipeline changed since {published_before!r} was built "
-                f"(now: {ctx.pipeline_version}); run `rag reindex {path}` to build "
-                f"{ctx.build_collection!r} and switch to it atomically when it is complete"
-            )
+        documents = ctx.documents
+        documents.check_writable(reindex)
         files = discover(path, SUPPORTED_SUFFIXES)
         root = path if path.is_dir() else path.parent
         with Progress(
@@ -140,19 +138,19 @@ def _run_ingest(
                 progress.update(task, advance=1, chunks=counted["chunks"], rate=rate)
                 progress.console.print(f"  {document.source}: {chunks} chunks")
 
-            result = ctx.ingest(
+            result = documents.ingest(
                 files,
                 root,
+                tenant or DEFAULT_TENANT,
+                [check_name("group", g) for g in group or ()],
                 prune=prune,
-                tenant=tenant,
-                access_groups=group or (),
+                reindex=reindex,
+                force=force,
                 on_document=advance,
                 workers=ctx.settings.ingest.parse_workers,
             )
             progress.update(task, completed=len(files))
-        if published_before is None or (reindex and (not result.failed or force)):
-            previous = ctx.publish()
-            published = ctx.build_collection if previous != ctx.build_collection else None
+        published = result.published
         total = ctx.build_store.count()
     except RagError as exc:
         _fail(exc)
@@ -217,7 +215,24 @@ def _run_ingest(
 _PATH = Annotated[Path, typer.Argument(help="A file or a folder to ingest.")]
 _PRUNE = Annotated[bool, typer.Option(help="Delete the chunks of sources no longer under PATH.")]
 _REPORT = Annotated[Path | None, typer.Option(help="Write the run's report as JSON.")]
-_TENANT = Annotated[str | None, typer.Option(help="Tenant that owns these documents.")]
+
+
+def _name(kind: str) -> Callable[[str | None], str | None]:
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_name(kind, value)
+        except RagError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+
+    return check
+
+
+_TENANT = Annotated[
+    str | None,
+    typer.Option(help="Tenant that owns these documents.", callback=_name("tenant")),
+]
 _GROUP = Annotated[list[str] | None, typer.Option(help="Access group allowed to read them.")]
 
 
@@ -250,17 +265,37 @@ def reindex(
     _run_ingest(path, True, report, tenant, group, reindex=True, force=force)
 
 
+_TOP_K = Annotated[int, typer.Option("--top-k", "-k", min=1, max=100)]
+_AS_TENANT = Annotated[
+    str, typer.Option("--tenant", help="Read as this tenant.", callback=_name("tenant"))
+]
+_AS_GROUP = Annotated[
+    list[str] | None, typer.Option("--group", help="Read as a member of this access group.")
+]
+
+
+def _as(tenant: str, groups: list[str] | None, sensitivity: Sensitivity) -> RequestContext:
+    """The CLI runs as the local operator, reading as the tenant and groups it names."""
+    return RequestContext(
+        tenant, tuple(sorted({check_name("group", g) for g in groups or ()})), sensitivity
+    )
+
+
 @app.command()
 def search(
     query: str,
-    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    top_k: _TOP_K = 5,
     mode: Annotated[SearchMode, typer.Option(help="hybrid, dense or sparse")] = SearchMode.HYBRID,
     source: Annotated[str | None, typer.Option(help="Only chunks of this source.")] = None,
+    tenant: _AS_TENANT = DEFAULT_TENANT,
+    group: _AS_GROUP = None,
 ) -> None:
     """Show the ranked chunks for a query."""
     ctx = _context()
     try:
-        _print_hits(ctx.service.search(query, top_k, {"source": source} if source else None, mode))
+        request = _as(tenant, group, Sensitivity.INTERNAL)
+        filters = {"source": source} if source else None
+        _print_hits(ctx.service.search(query, top_k, filters, mode, request))
     except RagError as exc:
         _fail(exc)
     finally:
@@ -270,8 +305,9 @@ def search(
 @app.command()
 def ask(
     question: str,
-    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
-    tenant: Annotated[str, typer.Option(help="Scopes cache, budget and ledger.")] = "default",
+    top_k: _TOP_K = 5,
+    tenant: _AS_TENANT = DEFAULT_TENANT,
+    group: _AS_GROUP = None,
     sensitivity: Annotated[
         Sensitivity, typer.Option(help="confidential: private models only.")
     ] = Sensitivity.INTERNAL,
@@ -279,7 +315,7 @@ def ask(
     """Answer a question from the indexed documents, with citations."""
     ctx = _context()
     try:
-        request = RequestContext(tenant=tenant, sensitivity=sensitivity)
+        request = _as(tenant, group, sensitivity)
         _print_answer(ctx.service.ask(question, top_k, context=request))
     except RagError as exc:
         _fail(exc)
@@ -362,6 +398,75 @@ def demo(
         ask(question)
 
 
+keys_app = typer.Typer(help="API keys (RAG_AUTH__MODE=keys): create, list, revoke.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The key's tenant.", callback=_name("tenant"))],
+    role: Annotated[Role, typer.Option(help="reader, ingestor or admin.")] = Role.READER,
+    group: _AS_GROUP = None,
+    expires_days: Annotated[int | None, typer.Option(min=1, max=3650)] = None,
+) -> None:
+    """Create a key; the token is printed once, on the last line, and stored as a hash."""
+    ctx = _context()
+    try:
+        record, token = ctx.keys.create(tenant, role, group or (), expires_days)
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    expires = record.expires_at.isoformat() if record.expires_at else "never"
+    groups = ",".join(record.access_groups) or "-"
+    console.print(
+        f"key {record.key_id}: tenant {record.tenant}, role {record.role}, groups {groups}, "
+        f"expires {expires}. Send it as `Authorization: Bearer <key>`; it is not shown again:"
+    )
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key (never its secret): tenant, role, groups, expiry, revocation."""
+    ctx = _context()
+    try:
+        records = ctx.keys.list()
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    table = Table("key id", "tenant", "role", "groups", "created", "expires", "state")
+    for r in records:
+        state = "revoked" if r.revoked_at else ("active" if r.active else "expired")
+        table.add_row(
+            r.key_id,
+            r.tenant,
+            str(r.role),
+            ",".join(r.access_groups) or "-",
+            r.created_at.isoformat(timespec="seconds"),
+            r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never",
+            state,
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once; requests with it get 401 from then on."""
+    ctx = _context()
+    try:
+        known = ctx.keys.revoke(key_id)
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    if not known:
+        console.print(f"[red]error:[/red] no key {key_id}")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
 @app.command()
 def worker(
     threads: Annotated[int, typer.Option(help="Jobs run at once in this process.")] = 1,
@@ -397,12 +502,28 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from core.settings import is_loopback
+
     settings = get_settings()
+    bind = host or settings.api.host
+    if settings.auth.mode == "none" and not is_loopback(bind):
+        console.print(
+            f"[red]error:[/red] refusing to serve on {bind} without authentication. Either "
+            "bind to 127.0.0.1, or set RAG_AUTH__MODE=keys and create a key with "
+            "`rag keys create --tenant <tenant> --role reader` (or RAG_AUTH__MODE=oidc)"
+        )
+        raise typer.Exit(1)
+    if not is_loopback(bind) and "*" not in settings.api.allowed_hosts:
+        console.print(
+            f"serving on {bind}: requests must name one of these hosts "
+            f"(RAG_API__ALLOWED_HOSTS): {', '.join(settings.api.allowed_hosts)}"
+        )
     uvicorn.run(
         "api.app:create_app",
         factory=True,
-        host=host or settings.api.host,
+        host=bind,
         port=port or settings.api.port,
+        log_level="info",
     )
 
 

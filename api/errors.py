@@ -1,20 +1,38 @@
-"""The only place where template errors become HTTP responses (RFC 9457 problem+json)."""
+"""The only place where errors become HTTP responses: RFC 9457 problem+json, always.
+
+Template errors map by class (most specific first); FastAPI's validation errors and
+Starlette's HTTP errors (404 route, 405, 413 body limit) get the same shape; anything
+unexpected is a 500 that says nothing about internals (the log has the traceback).
+Validation errors never echo the input back: an oversized or hostile value stays here.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from core.errors import (
+    AuthenticationError,
     ConfigError,
+    InvalidFilterError,
     InvalidRequestError,
+    LedgerError,
     ModelUnavailableError,
     NotFoundError,
+    OverloadedError,
     PayloadTooLargeError,
+    PermissionDeniedError,
+    QueueError,
     RagError,
+    RateLimitedError,
+    RejectedError,
     SchemaMismatchError,
+    StoreBusyError,
     StoreError,
 )
 
@@ -22,46 +40,107 @@ log = logging.getLogger(__name__)
 
 # Most specific first: the first base class that matches decides the status.
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
+    (AuthenticationError, 401, "unauthenticated"),
+    (PermissionDeniedError, 403, "forbidden"),
+    (RateLimitedError, 429, "rate-limited"),
+    (OverloadedError, 503, "overloaded"),
     (NotFoundError, 404, "not-found"),
     (PayloadTooLargeError, 413, "payload-too-large"),
+    (InvalidFilterError, 400, "invalid-filter"),
     (InvalidRequestError, 422, "invalid-request"),
     (SchemaMismatchError, 503, "schema-mismatch"),
+    (StoreBusyError, 503, "store-busy"),
     (StoreError, 503, "store-unavailable"),
+    (LedgerError, 503, "metadata-database-unavailable"),
+    (QueueError, 503, "queue-unavailable"),
     (ModelUnavailableError, 503, "model-unavailable"),
     (ConfigError, 500, "configuration"),
     (RagError, 500, "internal"),
 )
+_MAX_DETAIL = 500
 
 
-def problem(status: int, kind: str, detail: str) -> JSONResponse:
+def problem(
+    status: int,
+    kind: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": f"about:blank#{kind}",
+        "title": kind.replace("-", " "),
+        "status": status,
+        "detail": detail[:_MAX_DETAIL],
+        **extra,
+    }
     return JSONResponse(
-        {
-            "type": f"about:blank#{kind}",
-            "title": kind.replace("-", " "),
-            "status": status,
-            "detail": detail,
-        },
-        status_code=status,
-        media_type="application/problem+json",
+        body, status_code=status, media_type="application/problem+json", headers=headers
     )
 
 
-async def _handle(request: Request, exc: Exception) -> JSONResponse:
+async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, kind in _STATUS:
         if isinstance(exc, cls):
-            log.error(
+            log.log(
+                logging.ERROR if status >= 500 else logging.INFO,
                 "%s %s -> %s: %s",
                 request.method,
                 request.url.path,
                 status,
                 exc,
-                exc_info=status >= 500,
+                exc_info=status >= 500 and kind in ("internal", "configuration"),
             )
             # Client errors say what was wrong; server errors do not leak internals.
             detail = str(exc) if status < 500 or kind != "internal" else "internal error"
-            return problem(status, kind, detail)
-    raise exc
+            headers: dict[str, str] = {}
+            if isinstance(exc, AuthenticationError):
+                headers["WWW-Authenticate"] = 'Bearer realm="rag"'
+            if isinstance(exc, RejectedError):
+                headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+            return problem(status, kind, detail, headers)
+    return await _unexpected(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": ".".join(str(part) for part in error.get("loc", ()))[:200],
+            "msg": str(error.get("msg", ""))[:200],
+            "type": str(error.get("type", ""))[:80],
+        }
+        for error in exc.errors()[:20]
+    ]
+    summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:3])
+    return problem(422, "invalid-request", summary or "invalid request", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    kind = {
+        400: "bad-request",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "payload-too-large",
+        415: "unsupported-media-type",
+    }.get(exc.status_code, "http-error")
+    detail = exc.detail if isinstance(exc.detail, str) else kind.replace("-", " ")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="rag"')
+    return problem(exc.status_code, kind, detail, headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s -> 500", request.method, request.url.path, exc_info=exc)
+    return problem(500, "internal", "internal error")
 
 
 def register(app: FastAPI) -> None:
-    app.add_exception_handler(RagError, _handle)
+    app.add_exception_handler(RagError, _rag_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

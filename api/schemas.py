@@ -2,50 +2,85 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from core.types import (
+    NAME_PATTERN,
     Answer,
     JobState,
     JobStatus,
     Provenance,
-    RequestContext,
+    Role,
     ScoredChunk,
     SearchMode,
     Sensitivity,
 )
 
-FilterValue = str | int | bool | list[str]
+
+def _encodable(value: str) -> str:
+    """Refuse text no engine can take: lone surrogates (JSON `\\ud800`) and NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the text holds an unpaired surrogate (invalid unicode)") from None
+    if "\x00" in value:
+        raise ValueError("the text holds a NUL character")
+    return value
+
+
+#: A question or a query: bounded, valid unicode, no NUL.
+QueryText = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_encodable)
+]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+FilterKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_encodable)
+]
+FilterText = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_encodable)]
+FilterValue = (
+    FilterText | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | bool | list[FilterText]
+)
+Filters = Annotated[
+    dict[FilterKey, FilterValue],
+    Field(
+        max_length=16,
+        description='Narrow the results: {"source": "architecture.md"}; fields: source, '
+        "title, section, page. Tenant and access groups come from the credentials.",
+    ),
+]
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=2000, examples=["How are chunk ids made?"])
+    query: QueryText = Field(examples=["How are chunk ids made?"])
     top_k: int = Field(default=5, ge=1, le=100)
     mode: SearchMode = SearchMode.HYBRID
-    filters: dict[str, FilterValue] | None = Field(
-        default=None, description='Payload filters, e.g. {"source": "architecture.md"}'
+    filters: Filters | None = None
+    access_groups: list[Name] | None = Field(
+        default=None,
+        max_length=50,
+        description="Narrow to these of your access groups (never widens your access)",
     )
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=2000)
+    question: QueryText
     top_k: int = Field(default=5, ge=1, le=50)
-    filters: dict[str, FilterValue] | None = None
-    tenant: str = Field(
-        default="default",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="Scopes retrieval, the answer cache, budgets and the cost ledger",
+    filters: Filters | None = None
+    tenant: Name | None = Field(
+        default=None,
+        description="Optional; must be your own tenant (it comes from your credentials)",
     )
-    access_groups: list[str] = Field(default=[], max_length=50)
+    access_groups: list[Name] | None = Field(
+        default=None,
+        max_length=50,
+        description="Narrow to these of your access groups (never widens your access)",
+    )
     sensitivity: Sensitivity = Field(
         default=Sensitivity.INTERNAL,
         description="`confidential` is answered only by models tagged private (on-prem)",
     )
-
-    def context(self) -> RequestContext:
-        return RequestContext(self.tenant, tuple(self.access_groups), self.sensitivity)
 
 
 class Hit(BaseModel):
@@ -158,6 +193,37 @@ class JobAccepted(BaseModel):
     job_id: str
     status_url: str
     files: list[str]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error the API returns has this shape."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+class KeyCreate(BaseModel):
+    tenant: Name
+    role: Role
+    access_groups: list[Name] = Field(default=[], max_length=50)
+    expires_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    tenant: str
+    role: Role
+    access_groups: list[str]
+    created_at: str
+    expires_at: str | None
+    revoked: bool
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The bearer token; shown once, stored only as a hash")
 
 
 class JobOut(BaseModel):

@@ -7,23 +7,21 @@ an embedder, a store or a generator, and nothing is built at import time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.offline import apply_offline_defaults
 from core.ports import Embedder, Generator, JobQueue, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
-from core.types import IngestJob, JobState, JobStatus, ParsedDocument
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.parse import UnstructuredParser
 from ingest.pii import PiiRedactor
-from ingest.pipeline import Indexer, IngestReport, ingest_paths
+from ingest.pipeline import Indexer
+from ingest.service import Collections, IngestService
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
 from retrieval.service import RagService
@@ -31,6 +29,10 @@ from store import open_catalog, open_store
 from store.catalog import Catalog as AliasCatalog
 
 if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when enabled
+    from auth.authenticator import Authenticator
+    from auth.keys import KeyStore
+    from auth.limits import GenerationGate, RateLimiter
+    from auth.oidc import OidcVerifier
     from gateway.cache import SemanticCache
     from gateway.catalog import Catalog
     from gateway.ledger import SqlLedger
@@ -85,14 +87,6 @@ class AppContext:
         store = open_store(self.settings.store, self.build_collection)
         store.ensure_collection(self.embedder.dim)
         return store
-
-    def publish(self) -> str | None:
-        """Point the alias at the build collection (atomic); returns the previous target."""
-        alias = self.settings.store.collection
-        previous = self.aliases.resolve(alias)
-        if previous != self.build_collection:
-            self.aliases.switch(alias, self.build_collection)
-        return previous
 
     @cached_property
     def extractive(self) -> ExtractiveGenerator:
@@ -197,93 +191,87 @@ class AppContext:
             self.embedder, self.sparse, self.build_store, self.settings.ingest.batch_size
         )
 
+    def live_stores(self) -> list[VectorStore]:
+        """The collections a delete must reach: during a re-index, the old and the new."""
+        return [self.store] if not self.rebuilding else [self.store, self.build_store]
+
+    @cached_property
+    def documents(self) -> IngestService:
+        """The document use cases (ingest, jobs, delete, publish) every surface calls."""
+        return IngestService(
+            parser=self.parser,
+            chunker=self.chunker,
+            indexer=lambda: self.indexer,
+            manifest=self.manifest,
+            stores=self.live_stores,
+            collections=Collections(
+                self.aliases, self.settings.store.collection, self.build_collection
+            ),
+            pipeline_version=self.pipeline_version,
+            redactor=self.redactor,
+            answer_cache=self.answer_cache,
+        )
+
     @cached_property
     def jobs(self) -> JobQueue:
         """The configured queue; with Redis, jobs run in `rag worker` processes."""
         jobs = self.settings.jobs
+        handler = self.documents.run_job
         if jobs.backend == "redis":
             return RedisJobQueue(
-                jobs.redis_url,
-                self.run_ingest_job,
-                jobs.namespace,
-                jobs.max_attempts,
-                jobs.backoff_s,
+                jobs.redis_url, handler, jobs.namespace, jobs.max_attempts, jobs.backoff_s
             )
-        return InProcessJobQueue(self.run_ingest_job, jobs.max_attempts, jobs.backoff_s)
+        return InProcessJobQueue(handler, jobs.max_attempts, jobs.backoff_s)
 
-    def ingest(
-        self,
-        paths: Sequence[Path],
-        root: Path,
-        prune: bool = False,
-        tenant: str | None = None,
-        access_groups: Sequence[str] = (),
-        on_document: Callable[[ParsedDocument, int], None] | None = None,
-        workers: int = 1,
-    ) -> IngestReport:
-        """The one ingest call of every surface: manifest, PII and provenance included."""
-        metadata: dict[str, str | list[str]] = {"pipeline_version": self.pipeline_version}
-        if tenant:
-            metadata["tenant"] = tenant
-        if access_groups:
-            metadata["access_groups"] = list(access_groups)
-        report = ingest_paths(
-            paths,
-            self.parser,
-            self.chunker,
-            self.indexer,
-            root=root,
-            manifest=self.manifest,
-            prune=prune,
-            on_document=on_document,
-            workers=workers,
-            metadata=metadata,
-            redactor=self.redactor,
-        )
-        if self.answer_cache is not None:  # answers citing changed documents are stale
-            self.answer_cache.invalidate([*report.indexed, *report.pruned])
-        return report
+    @cached_property
+    def database_url(self) -> str:
+        """The metadata database (API keys): RAG_DATABASE_URL, else SQLite in data_dir."""
+        if self.settings.database_url:
+            return self.settings.database_url
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.settings.data_dir / 'metadata.sqlite3'}"
 
-    def run_ingest_job(self, job: IngestJob) -> JobStatus:
-        """Ingest a job's files (uploads); per-file problems make it partial, not failed."""
-        paths = [Path(path) for path, _ in job.files]
-        report = self.ingest(
-            paths,
-            paths[0].parent if paths else Path(),
-            tenant=job.tenant,
-            access_groups=job.access_groups,
-        )
-        state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
-        errors = {Path(k).name: v.split(": ", 1)[-1] for k, v in report.failed.items()}
-        return JobStatus(
-            job.id,
-            state,
-            documents=report.documents + report.skipped,
-            chunks=report.chunks,
-            errors=errors,
-        )
+    @cached_property
+    def keys(self) -> KeyStore:
+        from auth.keys import KeyStore
 
-    def delete_document(self, source: str) -> bool:
-        """Remove a source's chunks from the store and the manifest; False if unknown."""
-        stores = [self.store] if not self.rebuilding else [self.store, self.build_store]
-        known = self.manifest.get(source) is not None or any(
-            store.count({"source": source}) > 0 for store in stores
+        return KeyStore(self.database_url)
+
+    @cached_property
+    def oidc(self) -> OidcVerifier:
+        from auth.oidc import OidcVerifier
+
+        return OidcVerifier(self.settings.auth)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        from auth.authenticator import Authenticator
+
+        return Authenticator(self.settings.auth, lambda: self.keys, lambda: self.oidc)
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        from auth.limits import RateLimiter
+
+        return RateLimiter(self.settings.limits)
+
+    @cached_property
+    def gate(self) -> GenerationGate:
+        from auth.limits import GenerationGate
+
+        limits = self.settings.limits
+        return GenerationGate(
+            limits.max_concurrent_generations, limits.max_queued_generations, limits.queue_timeout_s
         )
-        if known:
-            for store in stores:  # during a re-index, from the old and the new collection
-                store.delete_by_source(source)
-            self.manifest.remove(source)
-            if self.answer_cache is not None:
-                self.answer_cache.invalidate([source])
-        return known
 
     @property
     def pipeline_version(self) -> str:
         """What produced a chunk: stamped on every chunk, so a re-index can be audited."""
         ingest = self.settings.ingest
+        # `tenancy=2`: chunk ids and payloads carry the tenant (a re-index moves old data).
         return (
             f"embed={self.embedder.name};sparse={self.sparse.name};"
-            f"chunk=structure/{ingest.chunk_size}/{ingest.chunk_overlap}"
+            f"chunk=structure/{ingest.chunk_size}/{ingest.chunk_overlap};tenancy=2"
         )
 
     def close(self) -> None:
@@ -293,6 +281,10 @@ class AppContext:
             self.answer_cache.close()  # type: ignore[union-attr]
         if "ledger" in self.__dict__:
             self.ledger.close()
+        if "keys" in self.__dict__:
+            self.keys.close()
+        if "limiter" in self.__dict__:
+            self.limiter.close()
         if "build_store" in self.__dict__ and self.build_store is not self.__dict__.get("store"):
             self.build_store.close()
         if "store" in self.__dict__:

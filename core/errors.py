@@ -4,14 +4,23 @@
     ├── ConfigError            settings are missing or inconsistent (fix the env / .env)
     ├── ModelUnavailableError  a model's files are missing locally (run `make setup`)
     ├── StoreError             the vector store failed
-    │   └── SchemaMismatchError  collection vectors do not match the embedder
+    │   ├── SchemaMismatchError  collection vectors do not match the embedder
+    │   └── StoreBusyError       another process holds the embedded store
+    ├── LedgerError            the metadata database (ledger, keys) failed
+    ├── QueueError             the job queue (Redis) failed
     ├── ProviderError          an LLM provider failed (`transient`: worth a retry)
     │   └── CircuitOpenError     the provider's breaker is open: not even tried
     ├── IngestError            one source could not be parsed or chunked
     │   └── UnsupportedFormatError
-    └── InvalidRequestError    a caller sent something we cannot serve
-        ├── NotFoundError        it names something that does not exist
-        └── PayloadTooLargeError it is over a size limit
+    ├── InvalidRequestError    a caller sent something we cannot serve
+    │   ├── NotFoundError        it names something that does not exist
+    │   ├── PayloadTooLargeError it is over a size limit
+    │   └── InvalidFilterError   its filters name a reserved or unknown field
+    ├── AuthenticationError    no credentials, or bad, revoked or expired ones (401)
+    ├── PermissionDeniedError  the principal may not do this (403)
+    └── RejectedError          refused for now, retry later (`retry_after_s`)
+        ├── RateLimitedError     over the principal's rate or token quota (429)
+        └── OverloadedError      too many generations in flight (503)
 
 `api/errors.py` maps these to HTTP problem responses; nothing in the core imports FastAPI.
 """
@@ -35,6 +44,18 @@ class StoreError(RagError):
 
 class SchemaMismatchError(StoreError):
     """The collection was built for another embedder (vector size or distance differ)."""
+
+
+class StoreBusyError(StoreError):
+    """The embedded store is opened by another process (one process per shard)."""
+
+
+class LedgerError(RagError):
+    """The metadata database (cost ledger, API keys) failed; answers go on without it."""
+
+
+class QueueError(RagError):
+    """The job queue could not take or report a job (Redis unreachable)."""
 
 
 class ProviderError(RagError):
@@ -73,3 +94,31 @@ class NotFoundError(InvalidRequestError):
 
 class PayloadTooLargeError(InvalidRequestError):
     """An upload is over its size limit."""
+
+
+class InvalidFilterError(InvalidRequestError):
+    """A filter names a reserved field (tenant, access groups...) or one we do not index."""
+
+
+class AuthenticationError(RagError):
+    """The request carries no credentials, or ones we do not accept (bad, revoked, expired)."""
+
+
+class PermissionDeniedError(RagError):
+    """The principal is known but may not do this (role, tenant or access group)."""
+
+
+class RejectedError(RagError):
+    """Refused for now; the caller may retry after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(RejectedError):
+    """Over the principal's request rate or daily token quota."""
+
+
+class OverloadedError(RejectedError):
+    """Too many generations in flight and the short wait queue is full."""

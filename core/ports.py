@@ -68,8 +68,8 @@ class VectorStore(Protocol):
 
     def search(self, query: SearchQuery) -> list[ScoredChunk]: ...
 
-    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
-        """Delete a source's points, except `keep_ids` (the chunks of its new version)."""
+    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
+        """Delete a tenant's document's points, except `keep_ids` (its new version's chunks)."""
         ...
 
     def delete(self, filters: Filters) -> None:

@@ -120,11 +120,81 @@ class JobSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
-    """The HTTP surface."""
+    """The HTTP surface: where it binds, what it accepts, who may call it from a browser."""
 
     host: str = "127.0.0.1"
     port: int = 8000
-    max_upload_mb: float = Field(default=20.0, gt=0)
+    max_upload_mb: float = Field(default=20.0, gt=0, description="Per uploaded file")
+    max_upload_files: int = Field(default=20, ge=1, le=1000)
+    max_body_kb: int = Field(
+        default=256, ge=1, description="Limit of every non-upload request body (JSON)"
+    )
+    allowed_hosts: list[str] = Field(
+        default=["localhost", "127.0.0.1", "::1"],
+        description="Host headers served (DNS-rebinding defence); '*' accepts any",
+    )
+    cors_origins: list[str] = Field(
+        default=[], description="Browser origins allowed to call the API; none by default"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (the `none` auth mode needs one)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class AuthSettings(BaseModel):
+    """Who may call the API. `none`: one local principal, loopback only; `keys`: API keys
+    from `rag keys create`; `oidc`: bearer JWTs checked against an identity provider's JWKS.
+    """
+
+    mode: Literal["none", "keys", "oidc"] = "none"
+    local_tenant: str = Field(default="default", description="The `none` mode's tenant")
+    local_groups: list[str] = Field(default=[], description="The `none` mode's access groups")
+    # OIDC: where the signing keys are, what the tokens must say, where the claims are.
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list[str] = ["RS256", "ES256"]
+    tenant_claim: str = "tenant"
+    roles_claim: str = "roles"
+    groups_claim: str = "groups"
+    leeway_s: int = Field(default=30, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _oidc_is_complete(self) -> AuthSettings:
+        if self.mode == "oidc":
+            if not (self.jwks_url or self.jwks_file):
+                raise ValueError("auth.mode=oidc needs RAG_AUTH__JWKS_URL or RAG_AUTH__JWKS_FILE")
+            if not (self.issuer and self.audience):
+                raise ValueError("auth.mode=oidc needs RAG_AUTH__ISSUER and RAG_AUTH__AUDIENCE")
+            if any(a.upper().startswith(("HS", "NONE")) for a in self.algorithms):
+                raise ValueError("auth.algorithms: only asymmetric algorithms (RS*, ES*, PS*)")
+        return self
+
+
+class LimitSettings(BaseModel):
+    """Per-principal limits: requests per minute and LLM tokens per day (`limits` library,
+    in memory by default, on Redis with `storage_url` so every replica shares the counts),
+    and a bound on generations in flight in this process."""
+
+    enabled: bool = True
+    storage_url: str = Field(
+        default="memory://", description="memory:// or redis://host:6379/1 (shared by replicas)"
+    )
+    requests_per_minute: int = Field(default=120, ge=1)
+    tokens_per_day: int = Field(default=2_000_000, ge=1)
+    max_concurrent_generations: int = Field(default=4, ge=1)
+    max_queued_generations: int = Field(default=8, ge=0)
+    queue_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class LlmSettings(BaseModel):
@@ -195,6 +265,12 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     jobs: JobSettings = JobSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
+    database_url: str | None = Field(
+        default=None,
+        description="Metadata database (API keys) as a SQLAlchemy URL; default SQLite in data_dir",
+    )
     llm: LlmSettings = LlmSettings()
     cache: CacheSettings = CacheSettings()
 
@@ -209,6 +285,11 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "production runs against a Qdrant server: set RAG_STORE__BACKEND=qdrant and "
                 "RAG_STORE__URL, or RAG_ENVIRONMENT=development for the embedded engine"
+            )
+        if self.environment == "production" and self.auth.mode == "none":
+            raise ConfigError(
+                "production needs authentication: set RAG_AUTH__MODE=keys (then `rag keys "
+                "create`) or RAG_AUTH__MODE=oidc"
             )
         return self
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeAlias
+
+from core.errors import InvalidRequestError, PermissionDeniedError
 
 #: Payload filters: field -> one value (match) or several (match any).
 Filters: TypeAlias = Mapping[str, str | int | bool | Sequence[str]]
@@ -32,9 +35,40 @@ class ParsedDocument:
     content_hash: str
 
 
+#: Tenant and access-group names: no `/` (document keys), no `*` (the store's "whole
+#: tenant" marker), nothing a filter, a path or a log line could misread.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def check_name(kind: str, value: str) -> str:
+    """`value` if it is a valid tenant or group name, else an `InvalidRequestError`."""
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise InvalidRequestError(
+            f"{kind} {value[:80]!r} is not a valid name: 1-64 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+#: The tenant of the local principal (auth mode `none`) and of CLI runs without --tenant.
+DEFAULT_TENANT = "default"
+
+
+def document_key(tenant: str, source: str) -> str:
+    """A document's identity across tenants: two tenants may both own `report.md`.
+
+    Tenant names cannot contain `/` (see `core.identity`), so the key is unambiguous.
+    """
+    return f"{tenant}/{source}"
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """The unit we embed, store, retrieve and cite."""
+    """The unit we embed, store, retrieve and cite.
+
+    `tenant` and `access_groups` are who may read it: every query is filtered on them inside
+    the engine. No groups means the whole tenant may read it.
+    """
 
     id: str
     source: str
@@ -44,8 +78,10 @@ class Chunk:
     page: int | None
     index: int
     content_hash: str
-    #: element_types, tenant, access_groups, ingested_at, pipeline_version, ... (payload `meta`)
+    #: element_types, ingested_at, pipeline_version, ... (payload `meta`)
     metadata: Mapping[str, str | int | float | bool | list[str]] = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
+    access_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +99,15 @@ class IndexedChunk:
     chunk: Chunk
     dense: Sequence[float]
     sparse: SparseVector
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a caller may read: its tenant's chunks that have no groups or share one of its
+    groups. Adapters turn it into engine filter conditions (never a post-filter)."""
+
+    tenant: str
+    access_groups: tuple[str, ...] = ()
 
 
 class SearchMode(StrEnum):
@@ -86,6 +131,8 @@ class SearchQuery:
     weights: tuple[float, float] | None = None
     mmr_lambda: float | None = None
     filters: Filters | None = None
+    #: Who is asking; None only for collections that hold no tenant data (eval indexes).
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +181,67 @@ class Sensitivity(StrEnum):
     CONFIDENTIAL = "confidential"
 
 
+class Role(StrEnum):
+    """What a principal may do; each role includes the ones before it."""
+
+    READER = "reader"  # search, ask
+    INGESTOR = "ingestor"  # also upload, delete, its own tenant's jobs
+    ADMIN = "admin"  # also keys, reindex, costs of every tenant
+
+    def includes(self, other: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(other)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking, as established from credentials (an API key, an OIDC token, or the
+    local operator). Every scope (tenant, groups, budgets, cache, ledger) derives from it."""
+
+    tenant: str
+    role: Role
+    access_groups: tuple[str, ...] = ()
+    key_id: str = "local"
+
+    def can(self, role: Role) -> bool:
+        return self.role.includes(role)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who asks, under which rules: scopes retrieval, the answer cache, routing and budgets."""
+    """Who asks, under which rules: scopes retrieval, the answer cache, routing and budgets.
 
-    tenant: str = "default"
+    Built from a `Principal` (`for_principal`), never from a request body.
+    """
+
+    tenant: str = DEFAULT_TENANT
     access_groups: tuple[str, ...] = ()
     sensitivity: Sensitivity = Sensitivity.INTERNAL
+    key_id: str = "local"
+
+    @classmethod
+    def for_principal(
+        cls,
+        principal: Principal,
+        sensitivity: Sensitivity = Sensitivity.INTERNAL,
+        narrow_to: Sequence[str] | None = None,
+    ) -> RequestContext:
+        """The principal's scope, optionally narrowed to a subset of its groups.
+
+        Raises `PermissionDeniedError` when `narrow_to` names a group the principal is not in:
+        a request may narrow its access, never widen it.
+        """
+        groups = principal.access_groups
+        if narrow_to is not None:
+            extra = sorted(set(narrow_to) - set(groups))
+            if extra:
+                raise PermissionDeniedError(f"not a member of access group(s): {', '.join(extra)}")
+            groups = tuple(sorted(set(narrow_to)))
+        return cls(principal.tenant, groups, sensitivity, principal.key_id)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.tenant, self.access_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,11 +353,11 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class IngestJob:
-    """Files to ingest (path on disk, source id), with who may read them."""
+    """Files to ingest (path on disk, source id), owned by a tenant, with who may read them."""
 
     id: str
     files: tuple[tuple[str, str], ...]
-    tenant: str | None = None
+    tenant: str = DEFAULT_TENANT
     access_groups: tuple[str, ...] = ()
 
 
@@ -264,6 +365,7 @@ class IngestJob:
 class JobStatus:
     id: str
     state: JobState
+    tenant: str = DEFAULT_TENANT
     attempts: int = 0
     documents: int = 0
     chunks: int = 0

@@ -39,6 +39,7 @@ from core.types import (
     SearchQuery,
     SparseVector,
     Usage,
+    document_key,
 )
 
 SOURCE = "answer-cache"
@@ -125,11 +126,17 @@ class SemanticCache:
             page=None,
             index=0,
             content_hash=key,
+            tenant=context.tenant,
+            access_groups=context.access_groups,
             metadata={
                 "scope": scope,
                 "corpus": corpus,
                 "created_at": self._clock(),
-                "cited_sources": sorted({c.source for c in answer.citations}),
+                # Tenant-qualified: re-ingesting one tenant's report.md leaves the
+                # answers citing another tenant's report.md alone.
+                "cited_sources": sorted(
+                    {document_key(context.tenant, c.source) for c in answer.citations}
+                ),
                 "answer": _encode(answer),
             },
         )
@@ -137,7 +144,8 @@ class SemanticCache:
         self._store.upsert([IndexedChunk(chunk, vector, _NO_SPARSE)])
 
     def invalidate(self, sources: Iterable[str]) -> None:
-        """Drop every answer that cites any of `sources` (re-ingested or deleted)."""
+        """Drop every answer that cites any of `sources` (`document_key`s: re-ingested or
+        deleted documents)."""
         wanted = sorted(set(sources))
         if wanted:
             self._store.delete({"meta.cited_sources": wanted})

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from core.types import Chunk, Element, ParsedDocument
+from core.types import DEFAULT_TENANT, Chunk, Element, ParsedDocument
 
-#: Namespace of chunk ids: uuid5(namespace, source + content hash + occurrence).
+#: Namespace of chunk ids: uuid5(namespace, tenant + source + content hash + occurrence).
 CHUNK_NAMESPACE = uuid.UUID("6f1c2a7e-3b7c-4f5e-9a61-2d0c8e5b9a10")
 _WHOLE_KINDS = frozenset({"Table", "CodeSnippet"})
 _TITLE_KINDS = frozenset({"Title"})
@@ -29,14 +29,16 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def chunk_id(source: str, text_hash: str, occurrence: int = 0) -> str:
-    """Same source + same text -> same id, so re-ingesting never duplicates a chunk.
+def chunk_id(source: str, text_hash: str, occurrence: int = 0, tenant: str = DEFAULT_TENANT) -> str:
+    """Same tenant + source + text -> same id, so re-ingesting never duplicates a chunk,
+    and two tenants' `report.md` never share (or overwrite) a point.
 
     The position is deliberately not part of the id: inserting a paragraph above a chunk
     does not change that chunk's id, so only new text is re-embedded. `occurrence`
     separates identical texts repeated inside one source.
     """
-    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{source}\x00{text_hash}\x00{occurrence}"))
+    key = f"{tenant}\x00{source}\x00{text_hash}\x00{occurrence}"
+    return str(uuid.uuid5(CHUNK_NAMESPACE, key))
 
 
 @dataclass(slots=True)
@@ -95,7 +97,13 @@ class StructureChunker:
             parts[-1].append(row)
         return ["\n".join([header, *part]) for part in parts]
 
-    def chunk(self, document: ParsedDocument) -> list[Chunk]:
+    def chunk(
+        self,
+        document: ParsedDocument,
+        tenant: str = DEFAULT_TENANT,
+        access_groups: tuple[str, ...] = (),
+    ) -> list[Chunk]:
+        """The document's chunks, owned by `tenant` and readable by `access_groups`."""
         groups: list[_Group] = []
         section = _Section()
         current = _Group("", None)
@@ -128,9 +136,15 @@ class StructureChunker:
             groups.append(
                 _Group("", document.elements[0].page, ["\n".join(section.path)], {"Title"})
             )
-        return self._to_chunks(document, groups)
+        return self._to_chunks(document, groups, tenant, access_groups)
 
-    def _to_chunks(self, document: ParsedDocument, groups: list[_Group]) -> list[Chunk]:
+    def _to_chunks(
+        self,
+        document: ParsedDocument,
+        groups: list[_Group],
+        tenant: str,
+        access_groups: tuple[str, ...],
+    ) -> list[Chunk]:
         seen: Counter[str] = Counter()
         chunks = []
         for index, group in enumerate(groups):
@@ -138,7 +152,7 @@ class StructureChunker:
             digest = content_hash(text)
             chunks.append(
                 Chunk(
-                    id=chunk_id(document.source, digest, seen[digest]),
+                    id=chunk_id(document.source, digest, seen[digest], tenant),
                     source=document.source,
                     text=text,
                     title=document.title,
@@ -147,6 +161,8 @@ class StructureChunker:
                     index=index,
                     content_hash=digest,
                     metadata={"element_types": sorted(group.kinds)},
+                    tenant=tenant,
+                    access_groups=access_groups,
                 )
             )
             seen[digest] += 1

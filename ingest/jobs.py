@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from core.errors import ModelUnavailableError, StoreError
-from core.types import IngestJob, JobState, JobStatus
+from core.errors import ModelUnavailableError, QueueError, RagError, StoreError
+from core.types import DEFAULT_TENANT, IngestJob, JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class InProcessJobQueue:
 
     def submit(self, job: IngestJob) -> str:
         with self._lock:
-            self._status[job.id] = JobStatus(job.id, JobState.QUEUED, updated_at=_now())
+            self._status[job.id] = JobStatus(
+                job.id, JobState.QUEUED, tenant=job.tenant, updated_at=_now()
+            )
         self._jobs.put(job)
         return job.id
 
@@ -87,8 +89,9 @@ class InProcessJobQueue:
             JobStatus(
                 job.id,
                 JobState.FAILED,
+                tenant=job.tenant,
                 attempts=attempt,
-                errors={"job": f"{type(exc).__name__}: {exc}"},
+                errors={"job": _reason(exc)},
             )
         )
         with self._lock:
@@ -96,7 +99,7 @@ class InProcessJobQueue:
 
     def _attempt(self, job: IngestJob) -> None:
         for attempt in range(1, self._max_attempts + 1):
-            self._set(JobStatus(job.id, JobState.RUNNING, attempts=attempt))
+            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
             try:
                 result = self._handler(job)
             except TRANSIENT as exc:
@@ -112,6 +115,7 @@ class InProcessJobQueue:
                 self._fail(job, attempt, exc)
                 return
             result.attempts = attempt
+            result.tenant = job.tenant
             self._set(result)
             return
 
@@ -133,9 +137,17 @@ def _job_from_dict(data: dict[str, Any]) -> IngestJob:
     return IngestJob(
         str(data["id"]),
         tuple((str(p), str(s)) for p, s in data["files"]),
-        data.get("tenant"),
+        str(data.get("tenant") or DEFAULT_TENANT),
         tuple(data.get("access_groups") or ()),
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """What a job's status says about a failure: its kind and message, never a path
+    outside the job (a StoreError names the store; a bug names only its type)."""
+    if isinstance(exc, RagError):
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return f"{type(exc).__name__} (see the server log)"
 
 
 class RedisJobQueue:
@@ -164,6 +176,7 @@ class RedisJobQueue:
         from dramatiq.brokers.redis import RedisBroker
 
         self._redis = redis.Redis.from_url(url)
+        self._errors = (redis.RedisError, dramatiq.errors.DramatiqError)
         self._broker = RedisBroker(  # type: ignore[no-untyped-call]  # untyped in dramatiq
             url=url, namespace=f"{namespace}-dramatiq"
         )
@@ -196,34 +209,39 @@ class RedisJobQueue:
 
     def _run(self, payload: dict[str, Any]) -> None:
         job = _job_from_dict(payload)
-        attempt = int(self._redis.hincrby(f"{self._prefix}:attempts", job.id, 1))
-        self._set(JobStatus(job.id, JobState.RUNNING, attempts=attempt))
+        attempt = int(cast(int, self._redis.hincrby(f"{self._prefix}:attempts", job.id, 1)))
+        self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
         try:
             result = self._handler(job)
         except Exception as exc:  # recorded here, re-raised for Dramatiq's retry/dead-letter
             final = not isinstance(exc, TRANSIENT) or attempt >= self._max_attempts
             state = JobState.FAILED if final else JobState.QUEUED
             self._set(
-                JobStatus(
-                    job.id, state, attempts=attempt, errors={"job": f"{type(exc).__name__}: {exc}"}
-                )
+                JobStatus(job.id, state, job.tenant, attempts=attempt, errors={"job": _reason(exc)})
             )
             if final:
                 self._redis.rpush(f"{self._prefix}:dead", job.id)
             raise
         result.attempts = attempt
+        result.tenant = job.tenant
         self._set(result)
 
     def submit(self, job: IngestJob) -> str:
-        self._set(JobStatus(job.id, JobState.QUEUED))
-        self._actor.send(_job_to_dict(job))
+        try:
+            self._set(JobStatus(job.id, JobState.QUEUED, job.tenant))
+            self._actor.send(_job_to_dict(job))
+        except self._errors as exc:
+            raise QueueError(f"the job queue (Redis) is unavailable: {exc}") from exc
         return job.id
 
     def status(self, job_id: str) -> JobStatus | None:
-        raw = self._redis.get(self._key(job_id))
+        try:
+            raw = self._redis.get(self._key(job_id))
+        except self._errors as exc:
+            raise QueueError(f"the job queue (Redis) is unavailable: {exc}") from exc
         if raw is None:
             return None
-        data = json.loads(raw)
+        data = json.loads(cast(bytes, raw))
         data["state"] = JobState(data["state"])
         return JobStatus(**data)
 

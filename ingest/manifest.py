@@ -1,6 +1,7 @@
 """The ingest manifest: what each source looked like when it was last indexed.
 
-One row per source: its content hash, its chunk ids, and a state. A source is written
+One row per document (tenant + source: two tenants may own the same file name): its
+content hash, its chunk ids, and a state. A source is written
 `pending` (with its new chunk ids) before any point is touched and `done` after its
 stale points are deleted, so a run that dies anywhere in between is finished by the
 next run: unchanged `done` sources are skipped, `pending` ones are redone (chunk ids
@@ -19,21 +20,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+# `documents` replaced `sources` (keyed without the tenant) when tenancy became part of a
+# document's identity; that change is also a pipeline change, so old rows belong to the
+# old collection and a `rag reindex` rebuilds them here.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS sources (
+CREATE TABLE IF NOT EXISTS documents (
     collection   TEXT NOT NULL,
+    tenant       TEXT NOT NULL,
     source       TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     chunk_ids    TEXT NOT NULL,
     state        TEXT NOT NULL CHECK (state IN ('pending', 'done')),
     updated_at   TEXT NOT NULL,
-    PRIMARY KEY (collection, source)
+    PRIMARY KEY (collection, tenant, source)
 )
 """
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
+    tenant: str
     source: str
     content_hash: str
     chunk_ids: tuple[str, ...]
@@ -64,35 +70,37 @@ class SqliteManifest:
                 raise
             self._db.execute("COMMIT")
 
-    def get(self, source: str) -> SourceRecord | None:
+    def get(self, tenant: str, source: str) -> SourceRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT source, content_hash, chunk_ids, state FROM sources "
-                "WHERE collection = ? AND source = ?",
-                (self._collection, source),
+                "SELECT tenant, source, content_hash, chunk_ids, state FROM documents "
+                "WHERE collection = ? AND tenant = ? AND source = ?",
+                (self._collection, tenant, source),
             ).fetchone()
-        return (
-            None if row is None else SourceRecord(row[0], row[1], tuple(json.loads(row[2])), row[3])
-        )
+        return None if row is None else _record(row)
 
-    def sources(self) -> list[SourceRecord]:
+    def sources(self, tenant: str) -> list[SourceRecord]:
+        """The tenant's documents, by source id."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT source, content_hash, chunk_ids, state FROM sources WHERE collection = ? "
-                "ORDER BY source",
-                (self._collection,),
+                "SELECT tenant, source, content_hash, chunk_ids, state FROM documents "
+                "WHERE collection = ? AND tenant = ? ORDER BY source",
+                (self._collection, tenant),
             ).fetchall()
-        return [SourceRecord(r[0], r[1], tuple(json.loads(r[2])), r[3]) for r in rows]
+        return [_record(r) for r in rows]
 
-    def _write(self, source: str, content_hash: str, chunk_ids: list[str], state: str) -> None:
+    def _write(
+        self, tenant: str, source: str, content_hash: str, chunk_ids: list[str], state: str
+    ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (collection, source) DO UPDATE SET content_hash = excluded."
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (collection, tenant, source) DO UPDATE SET content_hash = excluded."
                 "content_hash, chunk_ids = excluded.chunk_ids, state = excluded.state, "
                 "updated_at = excluded.updated_at",
                 (
                     self._collection,
+                    tenant,
                     source,
                     content_hash,
                     json.dumps(chunk_ids),
@@ -101,19 +109,23 @@ class SqliteManifest:
                 ),
             )
 
-    def begin(self, source: str, content_hash: str, chunk_ids: list[str]) -> None:
+    def begin(self, tenant: str, source: str, content_hash: str, chunk_ids: list[str]) -> None:
         """Record the intent before touching the store."""
-        self._write(source, content_hash, chunk_ids, "pending")
+        self._write(tenant, source, content_hash, chunk_ids, "pending")
 
-    def commit(self, source: str, content_hash: str, chunk_ids: list[str]) -> None:
-        self._write(source, content_hash, chunk_ids, "done")
+    def commit(self, tenant: str, source: str, content_hash: str, chunk_ids: list[str]) -> None:
+        self._write(tenant, source, content_hash, chunk_ids, "done")
 
-    def remove(self, source: str) -> None:
+    def remove(self, tenant: str, source: str) -> None:
         with self._tx() as db:
             db.execute(
-                "DELETE FROM sources WHERE collection = ? AND source = ?",
-                (self._collection, source),
+                "DELETE FROM documents WHERE collection = ? AND tenant = ? AND source = ?",
+                (self._collection, tenant, source),
             )
 
     def close(self) -> None:
         self._db.close()
+
+
+def _record(row: tuple[str, str, str, str, str]) -> SourceRecord:
+    return SourceRecord(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4])

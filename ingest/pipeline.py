@@ -19,7 +19,7 @@ from pathlib import Path
 from core.errors import IngestError
 from core.hashing import file_sha256
 from core.ports import Embedder, Parser, SparseEncoder, VectorStore
-from core.types import Chunk, IndexedChunk, ParsedDocument
+from core.types import DEFAULT_TENANT, Chunk, IndexedChunk, ParsedDocument
 from ingest.chunk import StructureChunker, embedding_text
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -37,6 +37,7 @@ class IngestReport:
     indexed: list[str] = field(default_factory=list)  # sources new or changed in this run
     pruned: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    published: str | None = None  # the collection the alias was switched to, if any
 
     @property
     def ok(self) -> bool:
@@ -87,17 +88,17 @@ class Indexer:
                 )
             )
 
-    def finish_source(self, source: str, keep_ids: Sequence[str]) -> None:
-        """Drop the source's points that its new version no longer has."""
-        self._store.delete_by_source(source, keep_ids=keep_ids)
+    def finish_source(self, tenant: str, source: str, keep_ids: Sequence[str]) -> None:
+        """Drop the document's points that its new version no longer has."""
+        self._store.delete_by_source(tenant, source, keep_ids=keep_ids)
 
-    def replace_source(self, source: str, chunks: Sequence[Chunk]) -> None:
-        """Write a source's new chunks, then drop the ones it no longer has."""
+    def replace_source(self, tenant: str, source: str, chunks: Sequence[Chunk]) -> None:
+        """Write a document's new chunks, then drop the ones it no longer has."""
         self.index(chunks)
-        self.finish_source(source, [c.id for c in chunks])
+        self.finish_source(tenant, source, [c.id for c in chunks])
 
-    def delete_source(self, source: str) -> None:
-        self._store.delete_by_source(source)
+    def delete_source(self, tenant: str, source: str) -> None:
+        self._store.delete_by_source(tenant, source)
 
 
 #: How many batches of chunks are buffered and sorted by length before embedding.
@@ -114,9 +115,13 @@ class StreamingWriter:
     """
 
     def __init__(
-        self, indexer: Indexer, on_complete: Callable[[str, list[str]], None] | None = None
+        self,
+        indexer: Indexer,
+        on_complete: Callable[[str, list[str]], None] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         self._indexer = indexer
+        self._tenant = tenant
         self._on_complete = on_complete
         self._buffer: list[Chunk] = []
         self._remaining: dict[str, int] = {}
@@ -163,7 +168,7 @@ class StreamingWriter:
     def _complete(self, source: str) -> None:
         ids = self._ids.pop(source)
         del self._remaining[source]
-        self._indexer.finish_source(source, ids)
+        self._indexer.finish_source(self._tenant, source, ids)
         if self._on_complete is not None:
             self._on_complete(source, ids)
 
@@ -185,6 +190,17 @@ def discover(root: Path, suffixes: Iterable[str]) -> list[Path]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Job:
+    """One file to parse, and whose chunks it makes."""
+
+    path: Path
+    source: str
+    digest: str
+    tenant: str
+    access_groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Parsed:
     path: Path
     source: str
@@ -195,21 +211,21 @@ class _Parsed:
 
 
 def _parse_one(
-    parser: Parser,
-    chunker: StructureChunker,
-    redactor: PiiRedactor | None,
-    path: Path,
-    source: str,
-    digest: str,
+    parser: Parser, chunker: StructureChunker, redactor: PiiRedactor | None, job: _Job
 ) -> _Parsed:
+    path, source, digest = job.path, job.source, job.digest
     try:
         document = parser.parse(str(path), source)
         if redactor is not None and redactor.applies_to(source):
             elements = tuple(replace(e, text=redactor.redact(e.text)) for e in document.elements)
             document = replace(document, elements=elements)
-        return _Parsed(path, source, digest, document, chunker.chunk(document), None)
+        chunks = chunker.chunk(document, job.tenant, job.access_groups)
+        return _Parsed(path, source, digest, document, chunks, None)
     except IngestError as exc:
         return _Parsed(path, source, digest, None, [], str(exc))
+    except Exception as exc:  # a parser bug on one file must not stop the batch
+        log.exception("parsing %s failed unexpectedly", path)
+        return _Parsed(path, source, digest, None, [], f"{path}: unexpected {type(exc).__name__}")
 
 
 _WORKER: tuple[Parser, StructureChunker, PiiRedactor | None] | None = None
@@ -223,10 +239,10 @@ def _init_worker(parser: Parser, chunker: StructureChunker, redactor: PiiRedacto
     _WORKER = (parser, chunker, redactor)
 
 
-def _parse_in_worker(job: tuple[Path, str, str]) -> _Parsed:
+def _parse_in_worker(job: _Job) -> _Parsed:
     assert _WORKER is not None
     parser, chunker, redactor = _WORKER
-    return _parse_one(parser, chunker, redactor, *job)
+    return _parse_one(parser, chunker, redactor, job)
 
 
 def ingest_paths(
@@ -241,20 +257,24 @@ def ingest_paths(
     workers: int = 1,
     metadata: Mapping[str, str | list[str]] | None = None,
     redactor: PiiRedactor | None = None,
+    tenant: str = DEFAULT_TENANT,
+    access_groups: Sequence[str] = (),
 ) -> IngestReport:
     """Parse, chunk and index each file; one bad file is recorded and skipped.
 
     A document's source id is its path relative to `root`, so ids stay stable wherever
     the folder is checked out. With a manifest, unchanged files are skipped without
     parsing, an interrupted run is completed by the next one, and `prune` removes the
-    chunks of sources that are no longer among `paths`. `workers` > 1 parses in a
-    process pool while this process embeds and writes. `metadata` (tenant, access
-    groups, pipeline version...) is stamped on every chunk with the ingest time.
+    chunks of the tenant's sources that are no longer among `paths`. `workers` > 1 parses
+    in a process pool while this process embeds and writes. Every chunk belongs to
+    `tenant` and is readable by `access_groups` (none: the whole tenant); `metadata`
+    (pipeline version...) is stamped on every chunk with the ingest time.
     """
+    groups = tuple(sorted(set(access_groups)))
     stamp = {**(metadata or {}), "ingested_at": datetime.now(UTC).isoformat(timespec="seconds")}
     report = IngestReport()
     seen: set[str] = set()
-    jobs: list[tuple[Path, str, str]] = []
+    jobs: list[_Job] = []
     for path in paths:
         source = path.relative_to(root).as_posix() if root else path.name
         seen.add(source)
@@ -263,25 +283,25 @@ def ingest_paths(
         except OSError as exc:
             report.failed[str(path)] = f"{path}: cannot read ({exc.strerror or exc})"
             continue
-        previous = manifest.get(source) if manifest else None
+        previous = manifest.get(tenant, source) if manifest else None
         if previous and previous.state == "done" and previous.content_hash == digest:
             report.skipped += 1
             continue
-        jobs.append((path, source, digest))
+        jobs.append(_Job(path, source, digest, tenant, groups))
 
     documents: dict[str, tuple[ParsedDocument, str]] = {}
 
     def completed(source: str, ids: list[str]) -> None:
         document, digest = documents.pop(source)
         if manifest:
-            manifest.commit(source, digest, ids)
+            manifest.commit(tenant, source, digest, ids)
         report.documents += 1
         report.chunks += len(ids)
         report.indexed.append(source)
         if on_document is not None:
             on_document(document, len(ids))
 
-    writer = StreamingWriter(indexer, completed)
+    writer = StreamingWriter(indexer, completed, tenant)
     # "spawn": forked workers would inherit this process's open store files and locks,
     # and keep them after a crash of the parent, blocking the next run.
     pool = (
@@ -298,7 +318,7 @@ def ingest_paths(
         results: Iterable[_Parsed] = (
             pool.map(_parse_in_worker, jobs)
             if pool
-            else (_parse_one(parser, chunker, redactor, *job) for job in jobs)
+            else (_parse_one(parser, chunker, redactor, job) for job in jobs)
         )
         for parsed in results:
             if parsed.document is None:
@@ -307,7 +327,7 @@ def ingest_paths(
                 continue
             documents[parsed.source] = (parsed.document, parsed.digest)
             if manifest:
-                manifest.begin(parsed.source, parsed.digest, [c.id for c in parsed.chunks])
+                manifest.begin(tenant, parsed.source, parsed.digest, [c.id for c in parsed.chunks])
             writer.add(
                 parsed.source, [replace(c, metadata={**c.metadata, **stamp}) for c in parsed.chunks]
             )
@@ -316,9 +336,9 @@ def ingest_paths(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     if prune and manifest:
-        for record in manifest.sources():
+        for record in manifest.sources(tenant):
             if record.source not in seen:
-                indexer.delete_source(record.source)
-                manifest.remove(record.source)
+                indexer.delete_source(tenant, record.source)
+                manifest.remove(tenant, record.source)
                 report.pruned.append(record.source)
     return report

@@ -13,7 +13,7 @@ import time
 from core.errors import InvalidRequestError
 from core.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from core.settings import RetrievalSettings
-from core.types import Filters, Retrieval, ScoredChunk, SearchMode, SearchQuery
+from core.types import Filters, Retrieval, Scope, ScoredChunk, SearchMode, SearchQuery
 
 MAX_QUERY_CHARS = 2000
 
@@ -61,8 +61,10 @@ class Retriever:
         filters: Filters | None = None,
         mode: SearchMode | None = None,
         dense: list[float] | None = None,
+        scope: Scope | None = None,
     ) -> Retrieval:
-        """Top hits for `text`; pass `dense` when the query vector was already computed."""
+        """Top hits for `text` readable in `scope`; pass `dense` when the query vector was
+        already computed. `scope` is None only for indexes without tenants (eval)."""
         query = normalize_query(text)
         chosen = mode or SearchMode(self._settings.mode)
         limit = top_k or self._settings.top_k
@@ -90,6 +92,7 @@ class Retriever:
                 else (s.dense_weight, s.sparse_weight),
                 mmr_lambda=s.mmr_lambda,
                 filters=filters,
+                scope=scope,
             )
         )
         timings["search"] = _ms(start)
@@ -109,5 +112,6 @@ class Retriever:
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: SearchMode | None = None,
+        scope: Scope | None = None,
     ) -> list[ScoredChunk]:
-        return self.retrieve(text, top_k, filters, mode).hits
+        return self.retrieve(text, top_k, filters, mode, scope=scope).hits

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from core.errors import StoreError
+from core.errors import InvalidFilterError, StoreError
 from core.ports import AnswerCache, Generator, StreamingGenerator
 from core.types import (
     Answer,
@@ -24,18 +24,36 @@ from core.types import (
     SearchMode,
 )
 from retrieval.search import Retriever, normalize_query
+from store.schema import FILTERABLE_FIELDS
 
 log = logging.getLogger(__name__)
 
+_INT64 = 2**63 - 1
+_MAX_FILTER_TEXT = 1024
+_MAX_FILTER_ITEMS = 100
 
-def scoped_filters(filters: Filters | None, context: RequestContext) -> Filters | None:
-    """The caller's filters plus its tenant and access groups (the default tenant is open)."""
-    scoped = dict(filters or {})
-    if context.tenant != RequestContext().tenant:
-        scoped["meta.tenant"] = context.tenant
-    if context.access_groups:
-        scoped["meta.access_groups"] = list(context.access_groups)
-    return scoped or None
+
+def check_filters(filters: Filters | None) -> Filters | None:
+    """A caller's filters, if they only narrow: named fields from `FILTERABLE_FIELDS`,
+    values the engine can compare. Tenant, groups and internal fields are reserved (the
+    scope comes from the principal), so naming them is an `InvalidFilterError`."""
+    if not filters:
+        return None
+    for key, value in filters.items():
+        if key not in FILTERABLE_FIELDS:
+            raise InvalidFilterError(
+                f"cannot filter on {key[:80]!r}: filters may name "
+                + ", ".join(sorted(FILTERABLE_FIELDS))
+            )
+        items = [value] if isinstance(value, (str, int, bool)) else list(value)
+        if not items or len(items) > _MAX_FILTER_ITEMS:
+            raise InvalidFilterError(f"filter {key!r}: give 1 to {_MAX_FILTER_ITEMS} values")
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > _INT64:
+                raise InvalidFilterError(f"filter {key!r}: {str(item)[:40]} is out of range")
+            if isinstance(item, str) and len(item) > _MAX_FILTER_TEXT:
+                raise InvalidFilterError(f"filter {key!r}: values are at most 1024 characters")
+    return filters
 
 
 def _ms(start: float) -> float:
@@ -63,8 +81,14 @@ class RagService:
         top_k: int | None = None,
         filters: Filters | None = None,
         mode: SearchMode | None = None,
+        context: RequestContext | None = None,
     ) -> list[ScoredChunk]:
-        return self._retriever.search(query, top_k=top_k, filters=filters, mode=mode)
+        """Ranked chunks the caller may read: its tenant and groups, in the engine's filter.
+        No context is the default tenant without groups (the local operator's scope)."""
+        scope = (context or RequestContext()).scope
+        return self._retriever.search(
+            query, top_k=top_k, filters=check_filters(filters), mode=mode, scope=scope
+        )
 
     def ask(
         self,
@@ -74,6 +98,7 @@ class RagService:
         context: RequestContext | None = None,
     ) -> Answer:
         context = context or RequestContext()
+        filters = check_filters(filters)
         cleaned = normalize_query(question)
         start = time.perf_counter()
         vector = self._retriever.embed_query(cleaned) if self._cache is not None else None
@@ -98,6 +123,7 @@ class RagService:
     ) -> Iterator[AnswerEvent]:
         """Like `ask`, as events: tokens while the model writes, then the checked answer."""
         context = context or RequestContext()
+        filters = check_filters(filters)
         cleaned = normalize_query(question)
         vector = self._retriever.embed_query(cleaned) if self._cache is not None else None
         cached = self._cached(cleaned, context, vector)
@@ -143,7 +169,7 @@ class RagService:
         """
         try:
             return self._retriever.retrieve(
-                question, top_k=top_k, filters=scoped_filters(filters, context), dense=vector
+                question, top_k=top_k, filters=filters, dense=vector, scope=context.scope
             )
         except StoreError:
             if self._cache is not None:

@@ -15,14 +15,15 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from core.errors import StoreError
-from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
+from core.errors import StoreBusyError, StoreError
+from core.types import Filters, IndexedChunk, Scope, ScoredChunk, SearchMode, SearchQuery
 from store.schema import (
     DENSE,
     DISTANCE,
     KEYWORD_FIELDS,
     SPARSE,
     check_dense,
+    filter_terms,
     from_payload,
     to_payload,
 )
@@ -30,18 +31,30 @@ from store.schema import (
 _SCHEMA_FILE = "schema.json"
 
 
-def _edge_filter(filters: Filters | None) -> qe.Filter | None:
-    if not filters:
+def _edge_filter(filters: Filters | None, scope: Scope | None = None) -> qe.Filter | None:
+    terms = filter_terms(filters, scope)
+    if not terms:
         return None
-    conditions: list[Any] = []
-    for key, value in filters.items():
-        match: Any
-        if isinstance(value, (str, int, bool)):
-            match = qe.MatchValue(value)
-        else:
-            match = qe.MatchAny(list(value))
-        conditions.append(qe.FieldCondition(key=key, match=match))
-    return qe.Filter(must=conditions)
+    return qe.Filter(
+        must=[
+            qe.FieldCondition(
+                key=key,
+                match=qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value),
+            )
+            for key, value in terms
+        ]
+    )
+
+
+def _engine_error(action: str, path: Path, exc: Exception) -> StoreError:
+    """Qdrant Edge raises plain `Exception`s; a held WAL lock means another process."""
+    if "WouldBlock" in str(exc):
+        return StoreBusyError(
+            f"the embedded store at {path} is in use by another process (is `rag serve` or "
+            "another `rag` command running?). Stop it and retry, or run Qdrant as a server "
+            "(RAG_STORE__BACKEND=qdrant) so several processes can share it"
+        )
+    return StoreError(f"Qdrant Edge {action} failed at {path}: {exc}")
 
 
 class EdgeStore:
@@ -82,8 +95,10 @@ class EdgeStore:
                 self._shard.update(
                     qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
                 )
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise StoreError(f"cannot open Qdrant Edge shard at {self._path}: {exc}") from exc
+        except StoreError:
+            raise
+        except Exception as exc:  # the engine's only exception type
+            raise _engine_error("open", self._path, exc) from exc
 
     @property
     def shard(self) -> qe.EdgeShard:
@@ -105,10 +120,20 @@ class EdgeStore:
             )
             for p in points
         ]
-        self.shard.update(qe.UpdateOperation.upsert_points(edge_points))
+        self._run(
+            "upsert", lambda: self.shard.update(qe.UpdateOperation.upsert_points(edge_points))
+        )
+
+    def _run(self, action: str, call: Any) -> Any:
+        """Engine calls with its errors translated (bad values, I/O, a lost lock)."""
+        _ = self.shard  # not opened: say so, before the engine does
+        try:
+            return call()
+        except Exception as exc:  # the engine's only exception type
+            raise _engine_error(action, self._path, exc) from exc
 
     def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        flt = _edge_filter(query.filters)
+        flt = _edge_filter(query.filters, query.scope)
         dense = qe.Query.Nearest(list(query.dense), using=DENSE)
         sparse = qe.Query.Nearest(
             qe.SparseVector(list(query.sparse.indices), list(query.sparse.values)), using=SPARSE
@@ -140,24 +165,32 @@ class EdgeStore:
             request = qe.QueryRequest(
                 limit=query.limit, query=mmr or plain, filter=flt, with_payload=True
             )
-        points = self.shard.query(request)
+        points = self._run("query", lambda: self.shard.query(request))
         return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in points]
 
-    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
         flt = qe.Filter(
-            must=[qe.FieldCondition(key="source", match=qe.MatchValue(source))],
+            must=[
+                qe.FieldCondition(key="tenant", match=qe.MatchValue(tenant)),
+                qe.FieldCondition(key="source", match=qe.MatchValue(source)),
+            ],
             must_not=[qe.HasIdCondition(set(keep_ids))] if keep_ids else None,
         )
-        self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        self._run(
+            "delete", lambda: self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        )
 
     def delete(self, filters: Filters) -> None:
         flt = _edge_filter(filters)
         if flt is None:
             raise StoreError("refusing to delete without a filter")
-        self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        self._run(
+            "delete", lambda: self.shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        )
 
     def count(self, filters: Filters | None = None) -> int:
-        return int(self.shard.count(qe.CountRequest(exact=True, filter=_edge_filter(filters))))
+        request = qe.CountRequest(exact=True, filter=_edge_filter(filters))
+        return int(self._run("count", lambda: self.shard.count(request)))
 
     def flush(self) -> None:
         self.shard.flush()

@@ -14,21 +14,35 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import StoreError
-from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
-from store.schema import DENSE, KEYWORD_FIELDS, SPARSE, check_dense, from_payload, to_payload
+from core.types import Filters, IndexedChunk, Scope, ScoredChunk, SearchMode, SearchQuery
+from store.schema import (
+    DENSE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    check_dense,
+    filter_terms,
+    from_payload,
+    to_payload,
+)
+
+#: What qdrant-client raises: HTTP errors, transport errors, and (local mode, bad values)
+#: ValueError/TypeError.
+_CLIENT_ERRORS = (UnexpectedResponse, ResponseHandlingException, ValueError, TypeError)
 
 
-def _client_filter(filters: Filters | None) -> models.Filter | None:
-    if not filters:
+def _client_filter(filters: Filters | None, scope: Scope | None = None) -> models.Filter | None:
+    terms = filter_terms(filters, scope)
+    if not terms:
         return None
-    conditions: list[Any] = []
-    for key, value in filters.items():
-        match: Any
-        if isinstance(value, (str, int, bool)):
-            match = models.MatchValue(value=value)
-        else:
-            match = models.MatchAny(any=list(value))
-        conditions.append(models.FieldCondition(key=key, match=match))
+    conditions: list[Any] = [
+        models.FieldCondition(
+            key=key,
+            match=models.MatchAny(any=value)
+            if isinstance(value, list)
+            else models.MatchValue(value=value),
+        )
+        for key, value in terms
+    ]
     return models.Filter(must=conditions)
 
 
@@ -63,7 +77,7 @@ class QdrantServerStore:
                 self._client.create_payload_index(
                     self._collection, name, models.PayloadSchemaType.KEYWORD
                 )
-        except (UnexpectedResponse, ResponseHandlingException) as exc:
+        except _CLIENT_ERRORS as exc:
             raise StoreError(
                 f"Qdrant server refused collection {self._collection!r}: {exc}"
             ) from exc
@@ -86,11 +100,11 @@ class QdrantServerStore:
         ]
         try:
             self._client.upsert(self._collection, points=structs, wait=True)
-        except (UnexpectedResponse, ResponseHandlingException) as exc:
+        except _CLIENT_ERRORS as exc:
             raise StoreError(f"upsert into {self._collection!r} failed: {exc}") from exc
 
     def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        flt = _client_filter(query.filters)
+        flt = _client_filter(query.filters, query.scope)
         sparse = models.SparseVector(
             indices=list(query.sparse.indices), values=list(query.sparse.values)
         )
@@ -153,31 +167,41 @@ class QdrantServerStore:
                     limit=query.limit,
                     with_payload=True,
                 )
-        except (UnexpectedResponse, ResponseHandlingException) as exc:
+        except _CLIENT_ERRORS as exc:
             raise StoreError(f"query on {self._collection!r} failed: {exc}") from exc
         return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in response.points]
 
-    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
         flt = models.Filter(
-            must=[models.FieldCondition(key="source", match=models.MatchValue(value=source))],
+            must=[
+                models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant)),
+                models.FieldCondition(key="source", match=models.MatchValue(value=source)),
+            ],
             must_not=[models.HasIdCondition(has_id=list(keep_ids))] if keep_ids else None,
         )
-        self._client.delete(
-            self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
-        )
+        self._delete(flt)
 
     def delete(self, filters: Filters) -> None:
         flt = _client_filter(filters)
         if flt is None:
             raise StoreError("refusing to delete without a filter")
-        self._client.delete(
-            self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
-        )
+        self._delete(flt)
+
+    def _delete(self, flt: models.Filter) -> None:
+        try:
+            self._client.delete(
+                self._collection, points_selector=models.FilterSelector(filter=flt), wait=True
+            )
+        except _CLIENT_ERRORS as exc:
+            raise StoreError(f"delete in {self._collection!r} failed: {exc}") from exc
 
     def count(self, filters: Filters | None = None) -> int:
-        result = self._client.count(
-            self._collection, count_filter=_client_filter(filters), exact=True
-        )
+        try:
+            result = self._client.count(
+                self._collection, count_filter=_client_filter(filters), exact=True
+            )
+        except _CLIENT_ERRORS as exc:
+            raise StoreError(f"count in {self._collection!r} failed: {exc}") from exc
         return int(result.count)
 
     def close(self) -> None:

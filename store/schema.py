@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import SchemaMismatchError
-from core.types import Chunk
+from core.types import Chunk, Filters, Scope
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -17,18 +17,42 @@ DISTANCE = "Cosine"
 # a filtered query checks every point's payload: 60 ms at 10k answer-cache entries on
 # Qdrant Edge, 1.5 ms with one (measured by eval/bench_cache; see docs/adr/0013).
 KEYWORD_FIELDS = (
+    "tenant",
+    "access_groups",
     "source",
-    "meta.tenant",
-    "meta.access_groups",
     "meta.scope",
     "meta.corpus",
     "meta.cited_sources",
 )
 
 
+#: Stored in `access_groups` of a chunk that has none: readable by its whole tenant. Group
+#: names cannot contain `*` (core.types.NAME_PATTERN), so no principal can claim it.
+WHOLE_TENANT = "*"
+
+#: Payload fields a caller's filters may name. Everything else (tenant, access_groups,
+#: chunk_id, meta.*) is reserved: the server alone decides who reads what.
+FILTERABLE_FIELDS = frozenset({"source", "title", "section", "page"})
+
+
+def filter_terms(filters: Filters | None, scope: Scope | None) -> list[tuple[str, Any]]:
+    """The one filter plan both adapters translate: (field, value) pairs that must all
+    match; a list value matches any of its items. The scope adds the tenant and the
+    caller's groups (chunks without groups are stored with `WHOLE_TENANT`)."""
+    terms: list[tuple[str, Any]] = []
+    for key, value in (filters or {}).items():
+        terms.append((key, value if isinstance(value, (str, int, bool)) else list(value)))
+    if scope is not None:
+        terms.append(("tenant", scope.tenant))
+        terms.append(("access_groups", [*scope.access_groups, WHOLE_TENANT]))
+    return terms
+
+
 def to_payload(chunk: Chunk) -> dict[str, Any]:
     """Flat, filterable payload; free-form metadata sits under `meta`."""
     return {
+        "tenant": chunk.tenant,
+        "access_groups": list(chunk.access_groups) or [WHOLE_TENANT],
         "chunk_id": chunk.id,
         "source": chunk.source,
         "text": chunk.text,
@@ -52,6 +76,8 @@ def from_payload(payload: Mapping[str, Any]) -> Chunk:
         index=int(payload.get("index", 0)),
         content_hash=str(payload.get("content_hash", "")),
         metadata=dict(payload.get("meta") or {}),
+        tenant=str(payload.get("tenant", "")),
+        access_groups=tuple(g for g in payload.get("access_groups") or () if g != WHOLE_TENANT),
     )
 
 

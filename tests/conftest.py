@@ -12,7 +12,7 @@ from core.offline import apply_offline_defaults
 
 apply_offline_defaults()
 
-from core.settings import EmbeddingSettings, Settings, StoreSettings  # noqa: E402
+from core.settings import ApiSettings, EmbeddingSettings, Settings, StoreSettings  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.llm_server import LocalLlmServer
@@ -28,6 +28,8 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         store=StoreSettings(backend="edge", path=tmp_path / "qdrant", collection="test"),
         embedding=EmbeddingSettings(models_dir=PROJECT_ROOT / ".models"),
+        # TestClient sends `Host: testserver`.
+        api=ApiSettings(allowed_hosts=["127.0.0.1", "localhost", "testserver"]),
     )
 
 

@@ -135,9 +135,9 @@ def test_filters_match_one_value_or_any_of_several(store: VectorStore) -> None:
 
 def test_delete_by_source_keeps_the_listed_ids(store: VectorStore) -> None:
     keep = [p.chunk.id for p in _points() if p.chunk.source == "apples.md"][:1]
-    store.delete_by_source("apples.md", keep_ids=keep)
+    store.delete_by_source("default", "apples.md", keep_ids=keep)
     assert store.count({"source": "apples.md"}) == 1
-    store.delete_by_source("sea.md")
+    store.delete_by_source("default", "sea.md")
     assert store.count() == 2
 
 

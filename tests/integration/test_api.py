@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def client(settings: Settings, sample_corpus: Path) -> Iterator[TestClient]:
     context = build_app_context(settings)
-    context.ingest(
+    context.documents.ingest(
         discover(sample_corpus, SUPPORTED_SUFFIXES),
         sample_corpus,
     )
@@ -80,6 +80,8 @@ def test_invalid_requests_are_rejected_with_a_reason(client: TestClient) -> None
     assert "empty" in blank.json()["detail"]
     bad_tenant = client.post("/v1/ask", json={"question": "x", "tenant": "a b/../c"})
     assert bad_tenant.status_code == 422
+    other_tenant = client.post("/v1/ask", json={"question": "x", "tenant": "globex"})
+    assert other_tenant.status_code == 403
     bad_level = client.post("/v1/ask", json={"question": "x", "sensitivity": "secret"})
     assert bad_level.status_code == 422
     assert client.post("/v1/ask/stream", json={"question": "  "}).status_code == 422
@@ -112,7 +114,6 @@ def test_upload_ingests_in_the_background_and_delete_removes_everywhere(
             ("files", ("otters.md", note, "text/markdown")),
             ("files", ("empty.txt", b"", "text/plain")),
         ],
-        data={"tenant": "zoo", "access_groups": ["keepers"]},
     )
     assert accepted.status_code == 202
     job = _wait_for_job(client, accepted.json()["status_url"])
@@ -121,7 +122,7 @@ def test_upload_ingests_in_the_background_and_delete_removes_everywhere(
     assert "empty" in job["errors"]["empty.txt"]  # type: ignore[index]
     answer = client.post(
         "/v1/ask",
-        json={"question": "Why do sea otters hold hands?", "filters": {"meta.tenant": "zoo"}},
+        json={"question": "Why do sea otters hold hands?", "filters": {"source": "otters.md"}},
     ).json()
     assert answer["citations"][0]["source"] == "otters.md"
 

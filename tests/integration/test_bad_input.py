@@ -77,7 +77,7 @@ def test_each_bad_file_fails_with_its_reason_and_the_rest_is_ingested(
     settings.ingest.max_file_mb = 1.0
     ctx = build_app_context(settings)
     try:
-        report = ctx.ingest(
+        report = ctx.documents.ingest(
             discover(folder, SUPPORTED_SUFFIXES),
             folder,
         )
@@ -106,7 +106,7 @@ def test_a_path_that_vanishes_mid_run_is_recorded(settings: Settings, tmp_path: 
     (folder / "b.md").unlink()
     ctx = build_app_context(settings)
     try:
-        report = ctx.ingest(files, folder)
+        report = ctx.documents.ingest(files, folder)
     finally:
         ctx.close()
     assert report.documents == 1

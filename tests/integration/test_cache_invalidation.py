@@ -39,7 +39,7 @@ def test_reingest_prune_and_delete_invalidate_cached_answers(
         (corpus / name).write_text(f"# {name}\n\nThe text of {name} is about topic {name[0]}.\n")
     context = build_app_context(configured)
     try:
-        context.ingest(sorted(corpus.iterdir()), corpus)
+        context.documents.ingest(sorted(corpus.iterdir()), corpus)
         cache = context.answer_cache
         assert cache is not None
         corpus_version = context.query_collection
@@ -50,15 +50,17 @@ def test_reingest_prune_and_delete_invalidate_cached_answers(
         assert cache.count() == 3
 
         (corpus / "a.md").write_text("# a.md\n\nNew text: topic a changed.\n")
-        context.ingest(sorted(corpus.iterdir()), corpus)  # a.md re-ingested, b and c skipped
+        context.documents.ingest(
+            sorted(corpus.iterdir()), corpus
+        )  # a.md re-ingested, b and c skipped
         assert cache.lookup("what is a.md about", RequestContext(), corpus_version) is None
         assert cache.count() == 2
 
         (corpus / "b.md").unlink()
-        context.ingest(sorted(corpus.iterdir()), corpus, prune=True)
+        context.documents.ingest(sorted(corpus.iterdir()), corpus, prune=True)
         assert cache.count() == 1
 
-        assert context.delete_document("c.md")
+        assert context.documents.delete("default", "c.md")
         assert cache.count() == 0
     finally:
         context.close()

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from api.wiring import AppContext, build_app_context
+from core.errors import InvalidFilterError
 from core.settings import Settings
+from core.types import RequestContext
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, discover
 from tests.conftest import PROJECT_ROOT
@@ -31,7 +33,7 @@ def _write_corpus(folder: Path, count: int) -> None:
 
 
 def _ingest(ctx: AppContext, folder: Path, prune: bool = False) -> IngestReport:
-    return ctx.ingest(
+    return ctx.documents.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
         folder,
         prune=prune,
@@ -69,7 +71,7 @@ def test_unchanged_files_are_skipped_changed_ones_replaced_removed_ones_pruned(
     pruned = _ingest(ctx, folder, prune=True)
     assert pruned.pruned == ["note-002.md"]
     assert ctx.store.count({"source": "note-002.md"}) == 0
-    assert [r.source for r in ctx.manifest.sources()] == [
+    assert [r.source for r in ctx.manifest.sources("default")] == [
         "note-000.md",
         "note-001.md",
         "note-003.md",
@@ -143,8 +145,8 @@ def test_kill_9_mid_batch_then_rerun_completes_without_duplicates_or_orphans(
         assert ctx.store.count() == sum(expected.values())
         for source, chunks in expected.items():
             assert ctx.store.count({"source": source}) == chunks, source
-        assert {r.state for r in ctx.manifest.sources()} == {"done"}
-        assert len(ctx.manifest.sources()) == 80
+        assert {r.state for r in ctx.manifest.sources("default")} == {"done"}
+        assert len(ctx.manifest.sources("default")) == 80
     finally:
         ctx.close()
 
@@ -154,7 +156,7 @@ def test_a_parse_pool_gives_the_same_index_as_in_process_parsing(
 ) -> None:
     folder = tmp_path / "pool"
     _write_corpus(folder, 12)
-    report = ctx.ingest(
+    report = ctx.documents.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
         folder,
         workers=2,
@@ -169,17 +171,20 @@ def test_a_parse_pool_gives_the_same_index_as_in_process_parsing(
 def test_chunks_carry_provenance_and_access_metadata(ctx: AppContext, tmp_path: Path) -> None:
     folder = tmp_path / "meta"
     _write_corpus(folder, 2)
-    ctx.ingest(
+    ctx.documents.ingest(
         discover(folder, SUPPORTED_SUFFIXES), folder, tenant="acme", access_groups=["legal", "hr"]
     )
-    hit = ctx.service.search("details about item", top_k=1)[0]
+    acme = RequestContext("acme", ("hr", "finance"))
+    hit = ctx.service.search("details about item", top_k=1, context=acme)[0]
+    assert (hit.chunk.tenant, hit.chunk.access_groups) == ("acme", ("hr", "legal"))
     meta = hit.chunk.metadata
-    assert meta["tenant"] == "acme"
-    assert meta["access_groups"] == ["legal", "hr"]
     assert meta["element_types"] == ["NarrativeText"]
     assert str(meta["pipeline_version"]).startswith("embed=all-MiniLM-L6-v2-int8;")
     assert str(meta["ingested_at"]).startswith("20")
-    assert ctx.store.count({"meta.tenant": "acme"}) == ctx.store.count()
-    allowed = ctx.service.search("details", filters={"meta.access_groups": ["hr", "finance"]})
-    assert allowed
-    assert not ctx.service.search("details", filters={"meta.access_groups": ["finance"]})
+    assert ctx.store.count({"tenant": "acme"}) == ctx.store.count()
+    # Scoped in the engine: another group, the default tenant, or no groups see nothing.
+    assert not ctx.service.search("details", context=RequestContext("acme", ("finance",)))
+    assert not ctx.service.search("details", context=RequestContext("acme"))
+    assert not ctx.service.search("details")
+    with pytest.raises(InvalidFilterError):  # the scope is the server's, never a filter
+        ctx.service.search("details", filters={"access_groups": ["hr"]}, context=acme)

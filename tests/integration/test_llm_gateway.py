@@ -120,7 +120,7 @@ def _context(
     corpus.mkdir(exist_ok=True)
     for name, text in DOCS.items():
         (corpus / name).write_text(text)
-    context.ingest(sorted(corpus.iterdir()), corpus)
+    context.documents.ingest(sorted(corpus.iterdir()), corpus)
     return context
 
 

@@ -99,7 +99,7 @@ def test_redaction_at_ingest_is_scoped_by_source(settings: Settings, tmp_path: P
     settings.pii.sources = ["hr/*"]
     ctx = build_app_context(settings)
     try:
-        ctx.ingest(
+        ctx.documents.ingest(
             discover(folder, SUPPORTED_SUFFIXES),
             folder,
         )

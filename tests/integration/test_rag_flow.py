@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def _ingest(context: AppContext, folder: Path) -> int:
-    report = context.ingest(
+    report = context.documents.ingest(
         discover(folder, SUPPORTED_SUFFIXES),
         folder,
     )

@@ -65,7 +65,7 @@ def test_two_workers_share_one_queue_and_ingest_every_upload(
     def handler(job: IngestJob) -> JobStatus:
         threads[job.id] = threading.current_thread().name
         time.sleep(0.2)  # long enough for the second worker to take its share
-        return ctx.run_ingest_job(job)
+        return ctx.documents.run_job(job)
 
     queue = _queue(namespace, handler)
     queue.start_worker()

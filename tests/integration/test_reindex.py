@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from api.wiring import AppContext, build_app_context
+from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import discover
@@ -27,12 +28,10 @@ def _corpus(folder: Path) -> Path:
     return folder
 
 
-def _ingest(ctx: AppContext, folder: Path) -> None:
-    report = ctx.ingest(
-        discover(folder, SUPPORTED_SUFFIXES),
-        folder,
-    )
+def _ingest(ctx: AppContext, folder: Path, reindex: bool = False) -> str | None:
+    report = ctx.documents.ingest(discover(folder, SUPPORTED_SUFFIXES), folder, reindex=reindex)
     assert report.ok
+    return report.published
 
 
 def test_queries_read_the_old_index_until_the_new_one_is_switched_in(
@@ -40,8 +39,7 @@ def test_queries_read_the_old_index_until_the_new_one_is_switched_in(
 ) -> None:
     folder = _corpus(tmp_path / "docs")
     blue = build_app_context(settings)
-    _ingest(blue, folder)
-    assert blue.publish() is None
+    assert _ingest(blue, folder) == blue.build_collection  # the first build is published
     blue_points = blue.store.count()
     blue.close()
 
@@ -51,11 +49,12 @@ def test_queries_read_the_old_index_until_the_new_one_is_switched_in(
     try:
         assert green.rebuilding
         assert green.query_collection == blue.build_collection
-        _ingest(green, folder)
+        with pytest.raises(ConfigError, match="rag reindex"):  # never into the live index
+            _ingest(green, folder)
+        assert _ingest(green, folder, reindex=True) == green.build_collection
         green_points = green.build_store.count()
         assert green_points > blue_points  # smaller chunks: more of them
         assert green.store.count() == blue_points  # queries never saw the half-built index
-        assert green.publish() == blue.build_collection
     finally:
         green.close()
 

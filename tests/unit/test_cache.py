@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.types import Answer, Citation, Provenance, RequestContext, Usage
+from core.types import Answer, Citation, Provenance, RequestContext, Usage, document_key
 from gateway.cache import SemanticCache
 from gateway.ledger import SqlLedger
 from store.edge import EdgeStore
@@ -115,7 +115,9 @@ def test_reingesting_or_deleting_a_cited_document_invalidates_its_answers(parts:
     cache.put(Q, RequestContext(), "v1", _answer(Q, "ids.md", "chunking.md"))
     cache.put(other, RequestContext(), "v1", _answer(other, "aliases.md"))
     assert cache.count() == 2
-    cache.invalidate(["chunking.md"])
+    cache.invalidate(["globex/chunking.md"])  # another tenant's chunking.md: no effect
+    assert cache.lookup(Q, RequestContext(), "v1") is not None
+    cache.invalidate([document_key("default", "chunking.md")])
     assert cache.lookup(Q, RequestContext(), "v1") is None
     assert cache.lookup(other, RequestContext(), "v1") is not None
     assert cache.count() == 1

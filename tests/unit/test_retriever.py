@@ -29,7 +29,7 @@ class RecordingStore:
         self.queries.append(query)
         return []
 
-    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
         raise AssertionError("retrieval never deletes")
 
     def delete(self, filters: Filters) -> None:

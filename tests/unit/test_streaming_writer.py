@@ -30,7 +30,7 @@ class MemoryStore:
     def search(self, query: SearchQuery) -> list[ScoredChunk]:
         return []
 
-    def delete_by_source(self, source: str, keep_ids: Sequence[str] = ()) -> None:
+    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
         self.deletes.append((source, tuple(keep_ids)))
 
     def delete(self, filters: Filters) -> None:

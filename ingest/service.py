@@ -1,0 +1,186 @@
+"""The document use cases: ingest, run an upload job, delete, and the publish policy.
+
+Every surface (the CLI, the HTTP API, the job workers) calls this one service, so they all
+apply the same rules: a document belongs to a tenant (its identity is tenant + source),
+a pipeline change is never written into the published index except by an explicit
+re-index (blue/green, docs/adr/0007), and answers citing a changed or deleted document
+leave the answer cache. `api/wiring.py` builds it; it never sees a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.ports import AnswerCache, Parser, VectorStore
+from core.types import DEFAULT_TENANT, IngestJob, JobState, JobStatus, ParsedDocument, document_key
+from ingest.chunk import StructureChunker
+from ingest.manifest import SqliteManifest
+from ingest.pii import PiiRedactor
+from ingest.pipeline import Indexer, IngestReport, ingest_paths
+from store.catalog import Catalog
+from store.schema import WHOLE_TENANT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Collections:
+    """Where documents live: the alias queries read, and the collection this pipeline
+    (model, BM25, chunking) builds. They differ while a re-index is pending."""
+
+    aliases: Catalog
+    alias: str
+    build: str
+
+    def published(self) -> str | None:
+        return self.aliases.resolve(self.alias)
+
+    def rebuilding(self) -> bool:
+        published = self.published()
+        return published is not None and published != self.build
+
+
+class IngestService:
+    """Ingest, delete and publish documents for a tenant, the same way on every surface."""
+
+    def __init__(
+        self,
+        *,
+        parser: Parser,
+        chunker: StructureChunker,
+        indexer: Callable[[], Indexer],
+        manifest: SqliteManifest,
+        stores: Callable[[], Sequence[VectorStore]],
+        collections: Collections,
+        pipeline_version: str,
+        redactor: PiiRedactor | None = None,
+        answer_cache: AnswerCache | None = None,
+    ) -> None:
+        # `indexer` and `stores` are factories: they load models and open collections,
+        # which a `rag keys` or `rag costs` run must not pay for.
+        self._parser = parser
+        self._chunker = chunker
+        self._indexer = indexer
+        self._manifest = manifest
+        self._stores = stores
+        self._collections = collections
+        self._pipeline_version = pipeline_version
+        self._redactor = redactor
+        self._cache = answer_cache
+
+    def check_writable(self, reindex: bool = False) -> None:
+        """Refuse to write a changed pipeline's chunks except through a re-index."""
+        published = self._collections.published()
+        if self._collections.rebuilding() and not reindex:
+            raise ConfigError(
+                f"the pipeline changed since {published!r} was built (now: "
+                f"{self._pipeline_version}); an operator must run `rag reindex <folder>` to "
+                f"build {self._collections.build!r} and switch to it atomically"
+            )
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        root: Path,
+        tenant: str = DEFAULT_TENANT,
+        access_groups: Sequence[str] = (),
+        *,
+        prune: bool = False,
+        reindex: bool = False,
+        force: bool = False,
+        on_document: Callable[[ParsedDocument, int], None] | None = None,
+        workers: int = 1,
+    ) -> IngestReport:
+        """Index `paths` for `tenant`; publish the build collection when nothing was
+        published yet, or after a complete re-index (or a forced one)."""
+        self.check_writable(reindex)
+        published_before = self._collections.published()
+        report = ingest_paths(
+            paths,
+            self._parser,
+            self._chunker,
+            self._indexer(),
+            root=root,
+            manifest=self._manifest,
+            prune=prune,
+            on_document=on_document,
+            workers=workers,
+            metadata={"pipeline_version": self._pipeline_version},
+            redactor=self._redactor,
+            tenant=tenant,
+            access_groups=access_groups,
+        )
+        if self._cache is not None:  # answers citing changed documents are stale
+            self._cache.invalidate(
+                document_key(tenant, s) for s in [*report.indexed, *report.pruned]
+            )
+        if published_before is None or (reindex and (report.ok or force)):
+            aliases, alias = self._collections.aliases, self._collections.alias
+            if published_before != self._collections.build:
+                aliases.switch(alias, self._collections.build)
+                report.published = self._collections.build
+        return report
+
+    def run_job(self, job: IngestJob) -> JobStatus:
+        """An upload job: per-file problems make it partial, not failed. The uploaded
+        copies are removed once the job has an outcome (the index is the record now)."""
+        paths = [Path(path) for path, _ in job.files]
+        report = self.ingest(
+            paths, paths[0].parent if paths else Path(), job.tenant, job.access_groups
+        )
+        state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
+        errors = {Path(k).name: v.split(": ", 1)[-1] for k, v in report.failed.items()}
+        discard_upload(job)
+        return JobStatus(
+            job.id,
+            state,
+            tenant=job.tenant,
+            documents=report.documents + report.skipped,
+            chunks=report.chunks,
+            errors=errors,
+        )
+
+    def _count(self, tenant: str, source: str, groups: Sequence[str] | None = None) -> int:
+        """Points of a document in every live collection; with `groups`, only those
+        points a reader of those groups may see."""
+        filters: dict[str, str | list[str]] = {"tenant": tenant, "source": source}
+        if groups is not None:
+            filters["access_groups"] = [*groups, WHOLE_TENANT]
+        return sum(store.count(filters) for store in self._stores())
+
+    def _accessible(self, tenant: str, source: str, groups: Sequence[str] | None) -> bool | None:
+        """None: no such document; else whether `groups` (None: any) may see it."""
+        if self._count(tenant, source) > 0:
+            return groups is None or self._count(tenant, source, groups) > 0
+        return True if self._manifest.get(tenant, source) is not None else None
+
+    def writable(self, tenant: str, source: str, groups: Sequence[str] | None) -> bool:
+        """May a writer with `groups` (None: an admin) replace this document? Not when
+        it exists and is restricted to groups the writer is not in."""
+        return self._accessible(tenant, source, groups) is not False
+
+    def delete(self, tenant: str, source: str, groups: Sequence[str] | None = None) -> bool:
+        """Remove a tenant's document from every live collection and the manifest. False
+        when the tenant has no such document that `groups` (None: any) may see; another
+        tenant's document of the same name is never touched."""
+        if not self._accessible(tenant, source, groups):
+            return False
+        for store in self._stores():  # during a re-index, from the old and the new one
+            store.delete_by_source(tenant, source)
+        self._manifest.remove(tenant, source)
+        if self._cache is not None:
+            self._cache.invalidate([document_key(tenant, source)])
+        return True
+
+
+def discard_upload(job: IngestJob) -> None:
+    """Delete a job's uploaded copies (their folder is the job's own)."""
+    folders = {Path(path).parent for path, _ in job.files}
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.debug("removed uploads of job %s at %s", job.id, folder)
