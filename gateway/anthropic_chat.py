@@ -11,9 +11,9 @@ import httpx2
 from core.errors import ProviderError
 from core.types import ChatMessage, Completion, StreamChunk, Usage
 from gateway.catalog import ModelSpec
-from gateway.providers import MALFORMED, guard, guard_stream, translate_sdk_error
+from gateway.providers import guard, guard_stream, reading_reply, translate_sdk_error
 
-_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED)
+_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError)
 
 
 class AnthropicChat:
@@ -58,9 +58,10 @@ class AnthropicChat:
             reply = self._client.with_options(timeout=timeout_s).messages.create(
                 **self._request(messages, max_tokens)
             )
-            text = "".join(block.text for block in reply.content if block.type == "text")
-            usage = Usage(reply.usage.input_tokens, reply.usage.output_tokens)
-            return Completion(text, usage, reply.model)
+            with reading_reply(self.name):
+                text = "".join(block.text for block in reply.content if block.type == "text")
+                usage = Usage(reply.usage.input_tokens, reply.usage.output_tokens)
+                return Completion(text, usage, str(reply.model))
 
         return guard(call, _ERRORS, self._translate)
 
@@ -78,12 +79,16 @@ class AnthropicChat:
         input_tokens = output_tokens = 0
         with events:
             for event in events:
-                if event.type == "message_start":
-                    input_tokens = event.message.usage.input_tokens
-                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    yield StreamChunk(event.delta.text)
-                elif event.type == "message_delta":
-                    output_tokens = event.usage.output_tokens
-                    # The current API repeats input tokens here; older replies only at start.
-                    input_tokens = getattr(event.usage, "input_tokens", None) or input_tokens
+                piece = ""
+                with reading_reply(self.name):
+                    if event.type == "message_start":
+                        input_tokens = event.message.usage.input_tokens
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        piece = event.delta.text
+                    elif event.type == "message_delta":
+                        output_tokens = event.usage.output_tokens
+                        # The current API repeats input tokens here; older replies only at start.
+                        input_tokens = getattr(event.usage, "input_tokens", None) or input_tokens
+                if piece:
+                    yield StreamChunk(piece)
         yield StreamChunk(usage=Usage(input_tokens, output_tokens))

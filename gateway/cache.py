@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from core.errors import LedgerError
 from core.ports import Embedder, Ledger, VectorStore
 from core.types import (
     Answer,
@@ -41,6 +43,8 @@ from core.types import (
     Usage,
     document_key,
 )
+
+log = logging.getLogger(__name__)
 
 SOURCE = "answer-cache"
 _NO_SPARSE = SparseVector((), ())
@@ -159,6 +163,14 @@ class SemanticCache:
     def _meter(self, answer: Answer, context: RequestContext, ms: float) -> None:
         if self._ledger is None or answer.provenance is None:
             return
+        try:
+            self._record(answer, context, ms)
+        except LedgerError as exc:  # the hit is served; only its saving goes unrecorded
+            log.error("cache hit not recorded in the ledger: %s", exc)
+
+    def _record(self, answer: Answer, context: RequestContext, ms: float) -> None:
+        assert self._ledger is not None
+        assert answer.provenance is not None
         self._ledger.record(
             LedgerEntry(
                 at=datetime.now(UTC),

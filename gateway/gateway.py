@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from core.errors import CircuitOpenError, ProviderError
+from core.errors import CircuitOpenError, LedgerError, ProviderError
 from core.ports import ChatModel, Generator, Ledger
 from core.settings import LlmSettings
 from core.types import (
@@ -104,8 +104,14 @@ class LlmGateway:
         budget = self._catalog.budgets.for_tenant(tenant)
         now = self._clock()
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        spent_day = self._ledger.spent(tenant, day)
-        spent_month = self._ledger.spent(tenant, day.replace(day=1))
+        try:
+            spent_day = self._ledger.spent(tenant, day)
+            spent_month = self._ledger.spent(tenant, day.replace(day=1))
+        except LedgerError as exc:
+            # Spend unknown: answer, but only on the cheap rungs (a soft-budget route),
+            # so an outage of the ledger can neither fail answers nor run up costs.
+            log.error("budget check skipped, the ledger is unavailable: %s", exc)
+            return BudgetState.SOFT
 
         def over(spent: float, limit: float | None) -> bool:
             return limit is not None and spent >= limit
@@ -338,7 +344,7 @@ class LlmGateway:
     def _finish(self, answer: Answer, context: RequestContext, start: float) -> Answer:
         provenance = answer.provenance
         assert provenance is not None
-        self._ledger.record(
+        self._record(
             LedgerEntry(
                 at=self._clock(),
                 tenant=context.tenant,
@@ -352,6 +358,19 @@ class LlmGateway:
             )
         )
         return answer
+
+    def _record(self, entry: LedgerEntry) -> None:
+        """A ledger outage never fails an answer: the row is lost, the loss is logged."""
+        try:
+            self._ledger.record(entry)
+        except LedgerError as exc:
+            log.error(
+                "cost not recorded (tenant %s, model %s, $%.6f): %s",
+                entry.tenant,
+                entry.model,
+                entry.cost_usd,
+                exc,
+            )
 
 
 def _first_chunk(stream: Iterator[StreamChunk]) -> tuple[StreamChunk, Iterator[StreamChunk]]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from core.errors import ConfigError
+from core.errors import ConfigError, LedgerError
 from core.types import LedgerEntry
 
 
@@ -101,15 +101,21 @@ class SqlLedger:
             latency_ms=entry.latency_ms,
             route=entry.route[:2000],
         )
-        with Session(self._engine) as session, session.begin():
-            session.add(row)
+        try:
+            with Session(self._engine) as session, session.begin():
+                session.add(row)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot record in the cost ledger: {exc}") from exc
 
     def spent(self, tenant: str, since: datetime) -> float:
         query = sa.select(sa.func.coalesce(sa.func.sum(LedgerRow.cost_usd), 0.0)).where(
             LedgerRow.tenant == tenant, LedgerRow.at >= _utc_naive(since)
         )
-        with self._engine.connect() as connection:
-            return float(connection.execute(query).scalar_one())
+        try:
+            with self._engine.connect() as connection:
+                return float(connection.execute(query).scalar_one())
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read the cost ledger: {exc}") from exc
 
     def report(self, since: datetime | None = None, tenant: str | None = None) -> list[CostLine]:
         """Spend grouped by day, tenant and model, newest day first."""
@@ -134,8 +140,11 @@ class SqlLedger:
             query = query.where(LedgerRow.at >= _utc_naive(since))
         if tenant is not None:
             query = query.where(LedgerRow.tenant == tenant)
-        with self._engine.connect() as connection:
-            rows = connection.execute(query).all()
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read the cost ledger: {exc}") from exc
         return [
             CostLine(
                 day=d if isinstance(d, date) else date.fromisoformat(str(d)),

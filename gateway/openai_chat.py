@@ -12,14 +12,14 @@ from core.errors import ProviderError
 from core.types import ChatMessage, Completion, StreamChunk, Usage
 from gateway.catalog import ModelSpec
 from gateway.providers import (
-    MALFORMED,
     estimate_tokens,
     guard,
     guard_stream,
+    reading_reply,
     translate_sdk_error,
 )
 
-_ERRORS = (openai.OpenAIError, httpx2.HTTPError, *MALFORMED)
+_ERRORS = (openai.OpenAIError, httpx2.HTTPError)
 
 
 class OpenAIChat:
@@ -59,18 +59,19 @@ class OpenAIChat:
             reply = self._client.with_options(timeout=timeout_s).chat.completions.create(
                 **self._request(messages, max_tokens)
             )
-            text = reply.choices[0].message.content
-            if text is None:
-                raise ValueError("the reply has no message content")
-            if reply.usage is None:
-                usage = Usage(
-                    sum(estimate_tokens(m.content) for m in messages),
-                    estimate_tokens(text),
-                    estimated=True,
-                )
-            else:
-                usage = Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
-            return Completion(text, usage, reply.model)
+            with reading_reply(self.name):
+                text = reply.choices[0].message.content
+                if text is None:
+                    raise ValueError("the reply has no message content")
+                if reply.usage is None:
+                    usage = Usage(
+                        sum(estimate_tokens(m.content) for m in messages),
+                        estimate_tokens(text),
+                        estimated=True,
+                    )
+                else:
+                    usage = Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+                return Completion(text, usage, str(reply.model))
 
         return guard(call, _ERRORS, self._translate)
 
@@ -91,12 +92,13 @@ class OpenAIChat:
         usage: Usage | None = None
         with events:
             for event in events:
-                if event.usage is not None:
-                    usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
-                for choice in event.choices:
-                    if choice.delta.content:
-                        text.append(choice.delta.content)
-                        yield StreamChunk(choice.delta.content)
+                with reading_reply(self.name):
+                    if event.usage is not None:
+                        usage = Usage(event.usage.prompt_tokens, event.usage.completion_tokens)
+                    pieces = [c.delta.content for c in event.choices if c.delta.content]
+                for piece in pieces:
+                    text.append(piece)
+                    yield StreamChunk(piece)
         if usage is None:  # a server that ignores stream_options (llama.cpp's does)
             usage = Usage(
                 sum(estimate_tokens(m.content) for m in messages),

@@ -18,6 +18,7 @@ speak HTTP through httpx2 (a fork of httpx): tests hand them an `httpx2.MockTran
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import ConfigError, ProviderError
@@ -32,8 +33,21 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
-# Shapes a malformed reply surfaces as, once the SDK has parsed it.
+# Shapes a malformed reply surfaces as, once the SDK has parsed it. Caught only around
+# the code that reads a reply (`reading_reply`), so our own bugs stay bugs.
 MALFORMED = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+
+
+@contextmanager
+def reading_reply(name: str) -> Iterator[None]:
+    """Reading fields of a provider's reply: a missing or mistyped field is the provider's
+    malformed reply (not transient: the next model is tried), not our error."""
+    try:
+        yield
+    except MALFORMED as exc:
+        raise ProviderError(
+            f"{name}: malformed reply ({type(exc).__name__}: {exc})"[:500], transient=False
+        ) from exc
 
 
 def is_transient_status(status: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.types import LedgerEntry
+from core.types import LedgerEntry, RequestContext
 from gateway.ledger import SqlLedger
 
 pytestmark = pytest.mark.integration
@@ -127,3 +127,44 @@ def test_the_costs_command_reports_the_ledger(
     assert [(r["tenant"], r["model"], r["requests"], r["cache_hits"]) for r in rows] == [
         ("acme", "gpt-4.1", 2, 1)
     ]
+
+
+def test_a_database_outage_never_fails_an_answer(tmp_path: Path) -> None:
+    """PostgreSQL (or the SQLite file) gone after start: the answer is served on a cheap
+    rung, the lost ledger row is logged, and the ledger's own errors are LedgerErrors."""
+    from core.errors import LedgerError
+    from core.settings import LlmSettings
+    from gateway.catalog import Catalog, RoutingPolicy
+    from gateway.gateway import LlmGateway
+    from retrieval.extractive import ExtractiveGenerator
+    from tests.fakes import ScriptedChatModel, model_spec
+    from tests.unit.test_gateway import PASSAGES, QUESTION
+
+    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    ledger._engine.dispose()
+    ledger._engine = sa.create_engine(  # the server went away: nothing listens there
+        "postgresql+psycopg://postgres@127.0.0.1:1/test", connect_args={"connect_timeout": 2}
+    )
+    with pytest.raises(LedgerError):
+        ledger.spent("acme", _at(1, 0))
+    catalog = Catalog(
+        version=1,
+        models=(model_spec("strong", 10.0, "strong"), model_spec("cheap", 1.0, "cheap")),
+        routing=RoutingPolicy(),
+    )
+    cheap = ScriptedChatModel("cheap", ["Ids are uuid5 hashes of source and content [1]."])
+    strong = ScriptedChatModel("strong", ["Strong answer [1]."])
+    gateway = LlmGateway(
+        catalog,
+        LlmSettings(backoff_base_s=0),
+        {"cheap": cheap, "strong": strong},
+        ledger,
+        ExtractiveGenerator(),
+        sleep=lambda _: None,
+    )
+    answer = gateway.generate(QUESTION, PASSAGES, RequestContext("acme"))
+    assert answer.found
+    assert answer.provenance is not None
+    assert answer.provenance.rung == "llm"
+    assert answer.provenance.model == "cheap"  # spend unknown: the soft-budget route
+    ledger.close()
