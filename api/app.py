@@ -109,7 +109,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Hybrid retrieval with grounded, cited answers.",
         lifespan=lifespan,
-        max_body_size=api.max_body_kb * 1024,
         responses=_PROBLEMS,
     )
     errors.register(app)
@@ -120,7 +119,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(Hardening, allowed_hosts=api.allowed_hosts, cors_origins=api.cors_origins)
+    app.add_middleware(
+        Hardening,
+        allowed_hosts=api.allowed_hosts,
+        cors_origins=api.cors_origins,
+        max_body_size=api.max_body_kb * 1024,
+    )
 
     async def _generation(context: AppContext, who: Principal) -> AbstractAsyncContextManager[None]:
         """A generation slot (bounded in flight), after the principal's token quota."""

@@ -6,18 +6,20 @@
 - `request_context` builds the `RequestContext` from the principal; a body may narrow it
   (a subset of the principal's groups), never widen it: another tenant is a 403.
 - `Hardening` is a small ASGI middleware: Host allow-list (DNS rebinding), cross-site
-  writes refused (a page on another origin cannot POST an upload), and security headers
-  on every response. Body size limits are FastAPI's own (`max_body_size`).
+  writes refused (a page on another origin cannot POST an upload), request bodies bounded
+  (Starlette's body limit; the upload route raises it with FastAPI's `max_body_size`), and
+  security headers on every response.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import PermissionDeniedError
@@ -92,8 +94,16 @@ _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Hardening:
     """Host allow-list, same-origin writes, security headers (pure ASGI, streams intact)."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], cors_origins: Sequence[str]):
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: Sequence[str],
+        cors_origins: Sequence[str],
+        max_body_size: int,
+    ) -> None:
+        # The default body limit sits inside, so its plain-text 413 passes through here
+        # and leaves as problem+json; routes may raise it (FastAPI's `max_body_size`).
+        self.app = RequestBodyLimitMiddleware(app, max_body_size)
         self._any_host = "*" in allowed_hosts
         self._hosts = {h.lower().strip("[]") for h in allowed_hosts}
         self._origins = {o.rstrip("/").lower() for o in cors_origins}
@@ -128,17 +138,42 @@ class Hardening:
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
         docs = str(scope.get("path", "")).startswith(_DOC_PATHS)
+        plain_error: dict[str, Any] = {}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                present = {k.lower(): v for k, v in headers}
+                if message["status"] >= 400 and present.get(b"content-type", b"").startswith(
+                    b"text/plain"
+                ):
+                    # A framework's own plain-text error (Starlette's 413 body limit):
+                    # held back, re-sent below as problem+json like every other error.
+                    plain_error.update(status=message["status"], body=b"")
+                    return
                 extra = [h for h in _HEADERS if h[0] not in present]
                 if not docs:
                     extra.append(_CSP)
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = [*headers, *extra]
+            elif plain_error and message["type"] == "http.response.body":
+                plain_error["body"] += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                from api.errors import problem
+
+                status, text = plain_error["status"], plain_error["body"].decode("utf-8", "replace")
+                kind = "payload-too-large" if status == 413 else "http-error"
+                plain_error.clear()
+                response = problem(status, kind, text.strip()[:200] or kind)
+                await response({"type": "http"}, _no_receive, send_with_headers)
+                return
             await send(message)
 
         return send_with_headers
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def _hostname(netloc: str) -> str:
