@@ -239,7 +239,7 @@ def test_serve_refuses_a_public_address_without_auth(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("RAG_AUTH__MODE", "none")
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])  # noqa: S104
+        result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 1
