@@ -254,3 +254,30 @@ def test_cli_rejects_out_of_range_options() -> None:
     assert "Traceback" not in result.output
     bad = CliRunner().invoke(app, ["ask", "x", "--tenant", "a/b"])
     assert bad.exit_code == 2
+
+
+def test_the_cli_says_when_the_server_holds_the_embedded_store(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.cli import app
+    from api.wiring import build_app_context
+    from core.settings import get_settings
+
+    server = build_app_context(settings)
+    _ = server.store  # what `rag serve` holds while it runs
+    for key, value in {
+        "RAG_DATA_DIR": settings.data_dir,
+        "RAG_STORE__PATH": settings.store.path,
+        "RAG_STORE__COLLECTION": settings.store.collection,
+        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["search", "anything"])
+    finally:
+        get_settings.cache_clear()
+        server.close()
+    assert result.exit_code == 1
+    assert "in use by another process" in result.output
+    assert "Traceback" not in result.output
