@@ -1,7 +1,9 @@
-"""Composition root: the one place that turns settings into concrete adapters.
+"""Composition root of the service surfaces: settings in, adapters and services out.
 
-The API lifespan and the CLI both call `build_app_context()`; nothing else constructs
-an embedder, a store or a generator, and nothing is built at import time.
+The API lifespan and the CLI both call `build_app_context()`. The pipeline's parts come
+from `components.Components`; this adds the stores and aliases, the retrieval and
+ingest services, the job queue and identity (keys, OIDC, limits). It only builds:
+what the system does lives in `retrieval/service.py` and `ingest/service.py`.
 """
 
 from __future__ import annotations
@@ -11,19 +13,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from components import Components
 from core.offline import apply_offline_defaults
-from core.ports import Embedder, Generator, JobQueue, Reranker, SparseEncoder, VectorStore
+from core.ports import JobQueue, VectorStore
 from core.settings import Settings
-from ingest.chunk import StructureChunker
-from ingest.embed import Bm25Encoder, FastEmbedder
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from ingest.manifest import SqliteManifest
-from ingest.parse import UnstructuredParser
 from ingest.pii import PiiRedactor
 from ingest.pipeline import Indexer
 from ingest.service import Collections, IngestService
-from retrieval.extractive import ExtractiveGenerator
-from retrieval.search import Retriever
 from retrieval.service import RagService
 from store import open_catalog, open_store
 from store.catalog import Catalog as AliasCatalog
@@ -34,23 +32,12 @@ if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when en
     from auth.limits import GenerationGate, RateLimiter
     from auth.oidc import OidcVerifier
     from gateway.cache import SemanticCache
-    from gateway.catalog import Catalog
-    from gateway.ledger import SqlLedger
 
 
 @dataclass
-class AppContext:
-    """Everything a surface needs, built lazily from one `Settings`."""
-
-    settings: Settings
-
-    @cached_property
-    def embedder(self) -> Embedder:
-        return FastEmbedder(self.settings.embedding)
-
-    @cached_property
-    def sparse(self) -> SparseEncoder:
-        return Bm25Encoder(self.settings.sparse)
+class AppContext(Components):
+    """Everything a surface needs, built lazily from one `Settings`: the pipeline's
+    components, plus the stores, the services, the job queue and identity."""
 
     @cached_property
     def aliases(self) -> AliasCatalog:
@@ -89,41 +76,6 @@ class AppContext:
         return store
 
     @cached_property
-    def extractive(self) -> ExtractiveGenerator:
-        answer = self.settings.answer
-        return ExtractiveGenerator(
-            answer.max_passages, answer.max_sentences, answer.min_term_overlap
-        )
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        from gateway.catalog import load_catalog
-
-        return load_catalog(self.settings.llm.catalog)
-
-    @cached_property
-    def ledger(self) -> SqlLedger:
-        from gateway.ledger import SqlLedger
-
-        url = self.settings.llm.ledger_url
-        if url is None:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{self.settings.data_dir / 'ledger.sqlite3'}"
-        return SqlLedger(url)
-
-    @cached_property
-    def generator(self) -> Generator:
-        """The LLM gateway when enabled (extractive is its last rung); else extractive."""
-        llm = self.settings.llm
-        if not llm.enabled:
-            return self.extractive
-        from gateway.gateway import LlmGateway
-        from gateway.providers import build_chat_model
-
-        models = {name: build_chat_model(self.catalog.get(name), llm) for name in llm.models}
-        return LlmGateway(self.catalog, llm, models, self.ledger, self.extractive)
-
-    @cached_property
     def answer_cache(self) -> SemanticCache | None:
         """Semantic cache of LLM answers; off with the LLM (nothing costly to save)."""
         if not (self.settings.llm.enabled and self.settings.cache.enabled):
@@ -140,39 +92,13 @@ class AppContext:
         )
 
     @cached_property
-    def reranker(self) -> Reranker | None:
-        """A cross-encoder when one is configured; none ships offline, so off by default."""
-        if self.settings.rerank.model is None:
-            return None
-        from retrieval.rerank import CrossEncoderReranker
-
-        cache = str(self.settings.embedding.models_dir / "fastembed")
-        return CrossEncoderReranker(self.settings.rerank, cache)
-
-    def retriever(self, store: VectorStore | None = None) -> Retriever:
-        """The configured retriever, over the app's store or another one (eval indexes)."""
-        return Retriever(
-            self.embedder,
-            self.sparse,
-            store or self.store,
-            self.settings.retrieval,
-            self.reranker,
-            self.settings.rerank.candidates,
-        )
-
-    @cached_property
     def service(self) -> RagService:
         return RagService(
-            self.retriever(), self.generator, self.answer_cache, corpus=self.query_collection
+            self.retriever(self.store),
+            self.generator,
+            self.answer_cache,
+            corpus=self.query_collection,
         )
-
-    @cached_property
-    def parser(self) -> UnstructuredParser:
-        return UnstructuredParser(max_bytes=int(self.settings.ingest.max_file_mb * 2**20))
-
-    @cached_property
-    def chunker(self) -> StructureChunker:
-        return StructureChunker(self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
 
     @cached_property
     def redactor(self) -> PiiRedactor | None:
@@ -279,8 +205,7 @@ class AppContext:
             self.jobs.close()
         if self.__dict__.get("answer_cache") is not None:
             self.answer_cache.close()  # type: ignore[union-attr]
-        if "ledger" in self.__dict__:
-            self.ledger.close()
+        super().close()  # the ledger
         if "keys" in self.__dict__:
             self.keys.close()
         if "limiter" in self.__dict__:

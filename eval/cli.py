@@ -52,7 +52,7 @@ def _fail(exc: RagError) -> None:
 
 def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[str, Any]:
     """Index the sample corpus (cached) and answer every golden question."""
-    from api.wiring import build_app_context
+    from components import build_components
     from eval.golden import corpus_fingerprint, load_golden, resolve
     from eval.qa import run_qa
     from ingest import sample_corpus
@@ -61,7 +61,7 @@ def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[
     from store.edge import EdgeStore
 
     started = time.perf_counter()
-    ctx = build_app_context(settings)
+    ctx = build_components(settings)
     corpus_dir = settings.data_dir / "eval" / "golden-corpus"
     sample_corpus.build(docs, corpus_dir)
     chunks = []
@@ -151,11 +151,11 @@ def _retriever_for(
     task: Callable[[str, int], Callable[[int], None]],
     chunk_size: int | None = None,
 ) -> tuple[Any, Any]:
-    from api.wiring import build_app_context
+    from components import build_components
     from eval.retrieval import build_index
     from ingest.chunk import StructureChunker
 
-    ctx = build_app_context(settings)
+    ctx = build_components(settings)
     chunker = StructureChunker(chunk_size, settings.ingest.chunk_overlap) if chunk_size else None
     store = build_index(
         dataset,
@@ -256,9 +256,9 @@ def qa(
         ]
         with _progress() as task:
             retriever, store = _retriever_for(settings, dataset, task, settings.ingest.chunk_size)
-            from api.wiring import build_app_context
+            from components import build_components
 
-            generator = build_app_context(settings).generator
+            generator = build_components(settings).generator
             result = run_qa(
                 items,
                 retriever,

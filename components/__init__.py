@@ -1,0 +1,116 @@
+"""The pipeline's parts, built lazily from one `Settings`: embedders, parser, chunker,
+retriever, generator (extractive, or the LLM gateway with its catalog and ledger).
+
+Everything that runs the pipeline builds it here: the service surfaces (`api.wiring`,
+which adds stores, services, jobs and identity on top) and the eval suite (`eval/`, which
+indexes benchmarks into its own stores and never needs the API). Nothing is built at
+import time; heavy libraries load on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from core.offline import apply_offline_defaults
+from core.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
+from core.settings import Settings
+from ingest.chunk import StructureChunker
+from ingest.embed import Bm25Encoder, FastEmbedder
+from ingest.parse import UnstructuredParser
+from retrieval.extractive import ExtractiveGenerator
+from retrieval.search import Retriever
+
+if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when enabled
+    from gateway.catalog import Catalog
+    from gateway.ledger import SqlLedger
+
+
+@dataclass
+class Components:
+    """The adapters of the ingest and query paths for one `Settings`."""
+
+    settings: Settings
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return FastEmbedder(self.settings.embedding)
+
+    @cached_property
+    def sparse(self) -> SparseEncoder:
+        return Bm25Encoder(self.settings.sparse)
+
+    @cached_property
+    def extractive(self) -> ExtractiveGenerator:
+        answer = self.settings.answer
+        return ExtractiveGenerator(
+            answer.max_passages, answer.max_sentences, answer.min_term_overlap
+        )
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from gateway.catalog import load_catalog
+
+        return load_catalog(self.settings.llm.catalog)
+
+    @cached_property
+    def ledger(self) -> SqlLedger:
+        from gateway.ledger import SqlLedger
+
+        url = self.settings.llm.ledger_url
+        if url is None:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{self.settings.data_dir / 'ledger.sqlite3'}"
+        return SqlLedger(url)
+
+    @cached_property
+    def generator(self) -> Generator:
+        """The LLM gateway when enabled (extractive is its last rung); else extractive."""
+        llm = self.settings.llm
+        if not llm.enabled:
+            return self.extractive
+        from gateway.gateway import LlmGateway
+        from gateway.providers import build_chat_model
+
+        models = {name: build_chat_model(self.catalog.get(name), llm) for name in llm.models}
+        return LlmGateway(self.catalog, llm, models, self.ledger, self.extractive)
+
+    @cached_property
+    def reranker(self) -> Reranker | None:
+        """A cross-encoder when one is configured; none ships offline, so off by default."""
+        if self.settings.rerank.model is None:
+            return None
+        from retrieval.rerank import CrossEncoderReranker
+
+        cache = str(self.settings.embedding.models_dir / "fastembed")
+        return CrossEncoderReranker(self.settings.rerank, cache)
+
+    def retriever(self, store: VectorStore) -> Retriever:
+        """The configured retriever over `store` (the app's collection, or an eval index)."""
+        return Retriever(
+            self.embedder,
+            self.sparse,
+            store,
+            self.settings.retrieval,
+            self.reranker,
+            self.settings.rerank.candidates,
+        )
+
+    @cached_property
+    def parser(self) -> UnstructuredParser:
+        return UnstructuredParser(max_bytes=int(self.settings.ingest.max_file_mb * 2**20))
+
+    @cached_property
+    def chunker(self) -> StructureChunker:
+        return StructureChunker(self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
+
+    def close(self) -> None:
+        if "ledger" in self.__dict__:
+            self.ledger.close()
+
+
+def build_components(settings: Settings) -> Components:
+    """The pipeline's parts, with the offline defaults applied before any model loads."""
+    apply_offline_defaults()
+    return Components(settings)
