@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-cache eval eval-gate eval-beir eval-qa eval-matrix costs clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache eval eval-gate eval-beir eval-qa eval-matrix costs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ $(LLM_STAMP): $(STAMP)
 llm-local: llm-deps ## Serve SmolLM2-135M on http://127.0.0.1:8081/v1 (then RAG_LLM__ENABLED=true)
 	$(PY) -m gateway.local_model $(MODELS) --serve --port $(LLM_PORT)
 
+keys: setup ## API keys: make keys TENANT=acme ROLE=reader [GROUP=hr] (prints the key once)
+	$(VENV)/bin/rag keys create --tenant $(TENANT) --role $(or $(ROLE),reader) $(if $(GROUP),--group $(GROUP))
+
 costs: setup ## Cost report from the ledger by day, tenant and model [DAYS=30] [TENANT=t]
 	$(VENV)/bin/rag costs --days $(or $(DAYS),30) $(if $(TENANT),--tenant $(TENANT))
 
@@ -94,6 +97,9 @@ bench-ingest: setup ## Ingest throughput vs embed-only and LangChain: DATA=<BEIR
 
 bench-store: setup ## Latency of the embedded engine vs qdrant-client local mode (POINTS=20000)
 	$(PY) -m eval.bench_store --points $(or $(POINTS),20000) $(if $(OUT),--out $(OUT))
+
+bench-tenancy: setup ## What tenant scoping costs: in-engine filter vs none vs post-filter (POINTS=20000)
+	$(PY) -m eval.bench_tenancy --points $(or $(POINTS),20000) $(if $(OUT),--out $(OUT))
 
 bench-cache: setup ## Semantic cache: 10k entries, hit latency, false hits, cost saved [OUT=f.json]
 	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))

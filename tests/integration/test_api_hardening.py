@@ -281,3 +281,33 @@ def test_the_cli_says_when_the_server_holds_the_embedded_store(
     assert result.exit_code == 1
     assert "in use by another process" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
+    settings.limits.requests_per_minute = 3
+    with TestClient(create_app(settings)) as client:
+        codes = [client.post("/v1/search", json={"query": "x"}).status_code for _ in range(4)]
+        refused = client.post("/v1/search", json={"query": "x"})
+    assert codes == [200, 200, 200, 429]
+    _is_problem(refused, 429)
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+def test_oidc_tokens_scope_the_api_end_to_end(settings: Settings, tmp_path: Path) -> None:
+    """The app in OIDC mode: the tenant and groups come from the verified token only."""
+    from core.settings import AuthSettings
+    from tests.unit.test_oidc import AUDIENCE, ISSUER, Provider
+
+    idp = Provider(tmp_path)
+    settings.auth = AuthSettings(mode="oidc", jwks_file=idp.jwks, issuer=ISSUER, audience=AUDIENCE)
+    with TestClient(create_app(settings)) as client:
+        good = {"Authorization": f"Bearer {idp.token()}"}
+        assert client.post("/v1/search", json={"query": "x"}, headers=good).status_code == 200
+        forged = client.post("/v1/ask", json={"question": "x", "tenant": "globex"}, headers=good)
+        _is_problem(forged, 403)
+        stranger = {"Authorization": f"Bearer {idp.token(key=idp.stranger)}"}
+        _is_problem(client.post("/v1/search", json={"query": "x"}, headers=stranger), 401)
+        expired = {"Authorization": f"Bearer {idp.token(exp=1)}"}
+        _is_problem(client.post("/v1/search", json={"query": "x"}, headers=expired), 401)
+        reader = {"Authorization": f"Bearer {idp.token(roles=['reader'])}"}
+        _is_problem(client.delete("/v1/documents/x.md", headers=reader), 403)
