@@ -53,7 +53,12 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Bytes of a file name (most file systems stop at 255; the source id is the name).
 _MAX_NAME_BYTES = 200
 _PROBLEMS: dict[int | str, dict[str, object]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    code: {
+        "description": "A problem (RFC 9457)",
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
     for code in (400, 401, 403, 404, 413, 422, 429, 503)
 }
 
@@ -137,7 +142,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if usage is not None and answer.provenance and answer.provenance.rung == "llm":
             context.limiter.record_tokens(who, usage.input_tokens + usage.output_tokens)
 
-    @app.get("/healthz", response_model=Health, tags=["ops"])
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["ops"],
+        responses={503: {"model": Problem, "content": {"application/problem+json": {}}}},
+    )
     async def healthz(context: Context) -> Health:
         """Liveness: the process serves and the store answers."""
         points = await run_in_threadpool(context.store.count)

@@ -17,6 +17,7 @@ from core.types import (
     SearchMode,
     Sensitivity,
 )
+from store.schema import FILTERABLE_FIELDS
 
 
 def _encodable(value: str) -> str:
@@ -40,12 +41,16 @@ FilterKey = Annotated[
 ]
 FilterText = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_encodable)]
 FilterValue = (
-    FilterText | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | bool | list[FilterText]
+    FilterText
+    | Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+    | Annotated[bool, Field(strict=True)]
+    | Annotated[list[FilterText], Field(min_length=1, max_length=100)]
 )
 Filters = Annotated[
     dict[FilterKey, FilterValue],
     Field(
         max_length=16,
+        json_schema_extra={"propertyNames": {"enum": sorted(FILTERABLE_FIELDS)}},
         description='Narrow the results: {"source": "architecture.md"}; fields: source, '
         "title, section, page. Tenant and access groups come from the credentials.",
     ),

@@ -421,7 +421,7 @@ def test_the_answer_cache_never_crosses_tenants_or_groups(world: World, tmp_path
 
     ctx: Any = world.client.app.state.context  # type: ignore[attr-defined]
     cache = SemanticCache(EdgeStore(tmp_path, "cache"), ctx.embedder, 0.9, 3600)
-    service = RagService(ctx.retriever(), _GroundedEcho(), cache, corpus="c")
+    service = RagService(ctx.retriever(ctx.store), _GroundedEcho(), cache, corpus="c")
     question = "What does the report say about revenue?"
     for who in ("acme", "globex", "acme|hr"):
         tenant, _, group = who.partition("|")
