@@ -6,15 +6,17 @@ cases from `retrieval.service` (search, ask) and `ingest.service` (documents, jo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +25,7 @@ from api import errors
 from api.schemas import (
     AskRequest,
     AskResponse,
+    CostOut,
     Health,
     Hit,
     JobAccepted,
@@ -213,6 +216,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     else:
                         yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
                     event = await run_in_threadpool(next, events, None)
+            except Exception as exc:  # noqa: BLE001 - the status is sent: say it in the stream
+                payload = errors.stream_error(exc)
+                yield f"event: error\ndata: {payload}\n\n"
             finally:
                 await slot.__aexit__(None, None, None)
 
@@ -289,6 +295,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not await run_in_threadpool(context.documents.delete, who.tenant, source, groups):
             raise NotFoundError(f"no document {source[:200]!r} in the index")
         return Response(status_code=204)
+
+    @app.get("/v1/costs", response_model=list[CostOut], tags=["ops"])
+    async def costs(
+        who: Reader,
+        context: Context,
+        days: Annotated[int, Query(ge=1, le=366)] = 30,
+        tenant: Annotated[Name | None, Query(description="Admins: any tenant")] = None,
+    ) -> list[CostOut]:
+        """LLM spend by day and model: your tenant's, or (admin) any tenant's or all."""
+        if not who.can(Role.ADMIN):
+            check_tenant(who, tenant)
+            tenant = who.tenant
+        since = datetime.now(UTC) - timedelta(days=days)
+        lines = await run_in_threadpool(context.ledger.report, since, tenant)
+        return [CostOut(**dataclasses.asdict(line)) for line in lines]
 
     @app.post("/v1/keys", response_model=KeyCreated, status_code=201, tags=["admin"])
     async def create_key(body: KeyCreate, who: Admin, context: Context) -> KeyCreated:

@@ -147,6 +147,21 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def stream_error(exc: Exception) -> str:
+    """The problem JSON of an error that ends a stream whose status was already sent."""
+    import json
+
+    for cls, status, kind in _STATUS:
+        if isinstance(exc, cls):
+            detail = str(exc) if status < 500 or kind != "internal" else "internal error"
+            break
+    else:
+        status, kind, detail = 500, "internal", "internal error"
+    log.error("stream ended by %s: %s", type(exc).__name__, exc, exc_info=status >= 500)
+    body = {"type": f"about:blank#{kind}", "title": kind.replace("-", " "), "status": status}
+    return json.dumps({**body, "detail": detail[:_MAX_DETAIL]})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s -> 500", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal", "internal error")

@@ -311,3 +311,68 @@ def test_oidc_tokens_scope_the_api_end_to_end(settings: Settings, tmp_path: Path
         _is_problem(client.post("/v1/search", json={"query": "x"}, headers=expired), 401)
         reader = {"Authorization": f"Bearer {idp.token(roles=['reader'])}"}
         _is_problem(client.delete("/v1/documents/x.md", headers=reader), 403)
+
+
+def test_a_stream_that_dies_ends_with_an_error_event(client: TestClient) -> None:
+    from core.types import AnswerEvent
+
+    class Dying:
+        def ask_stream(self, *args: object, **kwargs: object) -> Iterator[AnswerEvent]:
+            yield AnswerEvent("token", "Half an ans")
+            raise RuntimeError("the model server went away")
+
+    client.app.state.context.__dict__["service"] = Dying()  # type: ignore[attr-defined]
+    response = client.post("/v1/ask/stream", json={"question": "x"})
+    assert response.status_code == 200
+    assert response.text.startswith("event: token\n")
+    assert "event: error\ndata: " in response.text
+    assert '"status": 500' in response.text
+    assert "went away" not in response.text  # internals stay in the log
+
+
+def test_costs_are_scoped_to_the_tenant_unless_admin(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from api.wiring import build_app_context
+    from core.settings import AuthSettings
+    from core.types import LedgerEntry, Role
+
+    settings.auth = AuthSettings(mode="keys")
+    ctx = build_app_context(settings)
+    for tenant, cost in (("acme", 0.5), ("globex", 2.0)):
+        ctx.ledger.record(LedgerEntry(datetime.now(UTC), tenant, "m", "llm", cost_usd=cost))
+    _, reader = ctx.keys.create("acme", Role.READER)
+    _, admin = ctx.keys.create("acme", Role.ADMIN)
+    ctx.close()
+    with TestClient(create_app(settings)) as client:
+        own = client.get("/v1/costs", headers={"Authorization": f"Bearer {reader}"})
+        assert [(c["tenant"], c["cost_usd"]) for c in own.json()] == [("acme", 0.5)]
+        other = client.get("/v1/costs?tenant=globex", headers={"Authorization": f"Bearer {reader}"})
+        _is_problem(other, 403)
+        every = client.get("/v1/costs", headers={"Authorization": f"Bearer {admin}"})
+        assert {c["tenant"] for c in every.json()} == {"acme", "globex"}
+
+
+def test_rag_keys_create_list_revoke(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.cli import app
+    from core.settings import get_settings
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        created = runner.invoke(app, ["keys", "create", "--tenant", "acme", "--role", "ingestor"])
+        assert created.exit_code == 0, created.output
+        token = created.output.strip().splitlines()[-1]
+        assert token.startswith("rag_")
+        key_id = token.split("_")[1]
+        listed = runner.invoke(app, ["keys", "list"])
+        assert key_id in listed.output
+        assert token[len("rag_") + 13 :] not in listed.output
+        assert runner.invoke(app, ["keys", "revoke", key_id]).exit_code == 0
+        assert "revoked" in runner.invoke(app, ["keys", "list"]).output
+        assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 1
+        bad = runner.invoke(app, ["keys", "create", "--tenant", "a/b"])
+        assert bad.exit_code == 2
+    finally:
+        get_settings.cache_clear()
