@@ -10,7 +10,6 @@ leave the answer cache. `api/wiring.py` builds it; it never sees a request.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,8 +178,14 @@ class IngestService:
 
 
 def discard_upload(job: IngestJob) -> None:
-    """Delete a job's uploaded copies (their folder is the job's own)."""
-    folders = {Path(path).parent for path, _ in job.files}
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
-        log.debug("removed uploads of job %s at %s", job.id, folder)
+    """Delete a job's uploaded copies: the listed files that sit in the job's own folder
+    (`uploads/<job id>/`, where the API writes them), then that folder once empty. Files
+    anywhere else (a job queued by hand over existing files) are never touched."""
+    owned = [Path(path) for path, _ in job.files if Path(path).parent.name == job.id]
+    for path in owned:
+        path.unlink(missing_ok=True)
+    for folder in {path.parent for path in owned}:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there, leave it
+            log.warning("kept %s: not empty after the job's uploads were removed", folder)
