@@ -106,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = build_app_context(settings)
         _ = context.service  # load models and open the store before the first request
         _ = context.authenticator
+        if settings.auth.mode == "keys":  # fail at start, not at the first request
+            _ = context.keys
+        elif settings.auth.mode == "oidc":
+            _ = context.oidc
         app.state.context = context
         try:
             yield

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import PermissionDeniedError
+from core.errors import AuthenticationError, PermissionDeniedError
 from core.types import Principal, RequestContext, Role, Sensitivity
 
 if TYPE_CHECKING:
@@ -40,10 +40,29 @@ def principal(
 ) -> Principal:
     """The caller, from its credentials only; also its per-minute rate limit."""
     context: AppContext = request.app.state.context
+    if context.authenticator.mode == "none" and _exposed(request.scope):
+        raise AuthenticationError(
+            "this server runs without authentication (RAG_AUTH__MODE=none), which serves "
+            "loopback connections only; set RAG_AUTH__MODE=keys and create keys"
+        )
     who = context.authenticator.authenticate(credentials.credentials if credentials else None)
     context.limiter.check_request(who)
     request.state.principal = who
     return who
+
+
+def _exposed(scope: Scope) -> bool:
+    """True when the connection arrived on a non-loopback address of this machine: the
+    `none` mode's second line of defence, for servers started around `rag serve`."""
+    import ipaddress
+
+    server = scope.get("server")
+    if not server:
+        return False  # a Unix socket: local by construction
+    try:
+        return not ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, not an address (in-process test clients)
 
 
 def require(role: Role) -> Callable[[Principal], Principal]:

@@ -376,3 +376,16 @@ def test_rag_keys_create_list_revoke(settings: Settings, monkeypatch: pytest.Mon
         assert bad.exit_code == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_without_auth_only_loopback_connections_are_served(settings: Settings) -> None:
+    """`uvicorn --host 0.0.0.0` around `rag serve` still cannot expose the `none` mode:
+    a connection that arrived on a public address of the machine gets a 401."""
+    settings.api.allowed_hosts = ["10.0.0.5", "127.0.0.1"]
+    app = create_app(settings)
+    with TestClient(app, base_url="http://10.0.0.5:8000") as public:
+        refused = public.post("/v1/search", json={"query": "x"})
+        _is_problem(refused, 401)
+        assert "loopback" in refused.json()["detail"]
+    with TestClient(app, base_url="http://127.0.0.1:8000") as local:
+        assert local.post("/v1/search", json={"query": "x"}).status_code == 200
