@@ -99,7 +99,17 @@ class Components:
 
     @cached_property
     def parser(self) -> UnstructuredParser:
-        return UnstructuredParser(max_bytes=int(self.settings.ingest.max_file_mb * 2**20))
+        limits = self.settings.ingest
+        mib = 2**20
+        return UnstructuredParser(
+            int(limits.max_file_mb * mib),
+            max_unpacked_bytes=int(limits.max_unpacked_mb * mib),
+            max_archive_entries=limits.max_archive_entries,
+            max_elements=limits.max_elements,
+            max_text_chars=int(limits.max_text_mb * mib),
+            max_pages=limits.max_pages,
+            max_cells=limits.max_cells,
+        )
 
     @cached_property
     def chunker(self) -> StructureChunker:

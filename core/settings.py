@@ -53,6 +53,14 @@ class IngestSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1)
     max_file_mb: float = Field(default=50.0, gt=0)
     parse_workers: int = Field(default=2, ge=1, le=64)
+    # What one file may cost to parse (ingest/parse.py ParseLimits); beyond, it is refused
+    # with a reason naming the knob, and the batch goes on.
+    max_unpacked_mb: float = Field(default=200.0, gt=0, description="DOCX/PPTX/XLSX, PDF streams")
+    max_archive_entries: int = Field(default=10_000, ge=1)
+    max_elements: int = Field(default=100_000, ge=1)
+    max_text_mb: float = Field(default=50.0, gt=0)
+    max_pages: int = Field(default=2000, ge=1)
+    max_cells: int = Field(default=1_000_000, ge=1, description="spreadsheet cells (XLSX)")
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> IngestSettings:

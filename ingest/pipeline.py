@@ -182,11 +182,40 @@ class StreamingWriter:
 
 
 def discover(root: Path, suffixes: Iterable[str]) -> list[Path]:
-    """Files under `root` (or `root` itself) with a supported suffix, in a stable order."""
+    """Regular files under `root` (or `root` itself) with a supported suffix, in a stable order.
+
+    Symbolic links below `root` are never followed, to files or to folders: one link in an
+    ingested folder would otherwise index, and serve, any file the server can read. Each
+    skipped link is logged; so is a name no later stage could store (not valid UTF-8).
+    """
     allowed = {s.lower() for s in suffixes}
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in allowed)
+    inside = root.resolve()
+    found: list[Path] = []
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(folder.iterdir())
+        except OSError as exc:
+            log.warning("skipping the folder %r: %s", str(folder), exc.strerror or exc)
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                log.warning("skipping %r: symbolic links are not followed", str(entry))
+            elif not entry.resolve().is_relative_to(inside):  # a folder swapped for a link
+                log.warning("skipping %r: it resolves outside %r", str(entry), str(root))
+            elif entry.is_dir():
+                pending.append(entry)
+            elif entry.is_file() and entry.suffix.lower() in allowed:
+                try:
+                    str(entry).encode()  # undecodable name bytes come back as surrogates
+                except UnicodeEncodeError:
+                    log.warning("skipping %r: its name is not valid UTF-8", str(entry))
+                    continue
+                found.append(entry)
+    return sorted(found)
 
 
 @dataclass(frozen=True, slots=True)
