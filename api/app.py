@@ -302,12 +302,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/costs", response_model=list[CostOut], tags=["ops"])
     async def costs(
+        request: Request,
         who: Reader,
         context: Context,
         days: Annotated[int, Query(ge=1, le=366)] = 30,
         tenant: Annotated[Name | None, Query(description="Admins: any tenant")] = None,
     ) -> list[CostOut]:
         """LLM spend by day and model: your tenant's, or (admin) any tenant's or all."""
+        unknown = sorted(set(request.query_params) - {"days", "tenant"})
+        if unknown:  # a misspelt `tenant` must not silently mean "my tenant"
+            raise InvalidRequestError(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
         if not who.can(Role.ADMIN):
             check_tenant(who, tenant)
             tenant = who.tenant
