@@ -72,11 +72,15 @@ class IngestSettings(BaseModel):
         return self
 
 
+#: The PII kinds redacted by default (presidio entity names); `ingest.pii` uses the same.
+PII_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN")
+
+
 class PiiSettings(BaseModel):
     """Optional PII redaction at ingest (presidio-analyzer pattern recognizers)."""
 
     enabled: bool = False
-    entities: list[str] = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"]
+    entities: list[str] = list(PII_ENTITIES)
     sources: list[str] = Field(default=["*"], description="Globs of source ids to redact")
     min_score: float = Field(default=0.4, ge=0.0, le=1.0)
 

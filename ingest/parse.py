@@ -45,22 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (
-    ".md",
-    ".markdown",
-    ".txt",
-    ".text",
-    ".html",
-    ".htm",
-    ".docx",
-    ".pdf",
-    ".pptx",
-    ".xlsx",
-    ".csv",
-    ".eml",
-    ".json",
-    ".jsonl",
-)
 _KIND_ALIASES = {"UncategorizedText": "NarrativeText"}
 _BULLETS = ("- ", "• ", "* ")
 _MIB = 2**20
@@ -152,6 +136,8 @@ _BY_SUFFIX: dict[str, str] = {
     ".htm": "html", ".docx": "docx", ".pdf": "pdf", ".pptx": "pptx", ".xlsx": "xlsx",
     ".csv": "csv", ".eml": "eml", ".json": "json", ".jsonl": "jsonl",
 }  # fmt: skip
+#: Every file suffix a parser exists for (the keys above, in a stable order).
+SUPPORTED_SUFFIXES = tuple(_BY_SUFFIX)
 _OOXML: dict[bytes, str] = {b"word/": "docx", b"ppt/": "pptx", b"xl/": "xlsx"}
 _EMAIL_HEADERS = (b"from:", b"received:", b"return-path:", b"message-id:", b"mime-version:")
 

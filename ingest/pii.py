@@ -14,7 +14,9 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
-DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN")
+from core.settings import PII_ENTITIES
+
+DEFAULT_ENTITIES = PII_ENTITIES
 _EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"
 
 
