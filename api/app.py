@@ -47,7 +47,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.settings import Settings, get_settings
-from core.types import Answer, IngestJob, Principal, RequestContext, Role
+from core.types import Answer, IngestJob, Principal, RequestContext, Role, Rung
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.service import discard_upload
@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def _count_tokens(context: AppContext, who: Principal, answer: Answer) -> None:
         usage = answer.provenance.usage if answer.provenance else None
-        if usage is not None and answer.provenance and answer.provenance.rung == "llm":
+        if usage is not None and answer.provenance and answer.provenance.rung == Rung.LLM:
             context.limiter.record_tokens(who, usage.input_tokens + usage.output_tokens)
 
     @app.get(

@@ -25,6 +25,7 @@ from core.types import (
     ParsedDocument,
     RequestContext,
     Role,
+    Rung,
     ScoredChunk,
     SearchMode,
     Sensitivity,
@@ -67,7 +68,7 @@ def _print_answer(answer: Answer) -> None:
             f"[dim](chunk {citation.chunk_id})[/dim]"
         )
     p = answer.provenance
-    if p is not None and p.rung == "extractive" and not p.attempts:
+    if p is not None and p.rung == Rung.EXTRACTIVE and not p.attempts:
         console.print(f"  [dim]extractive answer ({p.route})[/dim]")
     elif p is not None:
         cost = f"${p.cost_usd:.6f}" if not p.saved_usd else f"saved ${p.saved_usd:.6f}"
@@ -183,8 +184,8 @@ def _run_ingest(
         f"{result.skipped} unchanged, {len(result.pruned)} pruned, {len(result.failed)} failed; "
         f"the collection holds {total} chunks"
     )
-    for source, reason in result.failed.items():
-        console.print(f"[yellow]failed:[/yellow] {source}: {reason}")
+    for failure in result.failed:
+        console.print(f"[yellow]failed:[/yellow] {failure}")
     if report is not None:
         report.write_text(
             json.dumps(
@@ -193,7 +194,7 @@ def _run_ingest(
                     "chunks": result.chunks,
                     "skipped": result.skipped,
                     "pruned": result.pruned,
-                    "failed": result.failed,
+                    "failed": {failure.path: str(failure) for failure in result.failed},
                     "points": total,
                     "seconds": round(seconds, 2),
                     "status": "partial" if result.failed else "ok",

@@ -14,6 +14,7 @@ from core.types import (
     JobStatus,
     Provenance,
     Role,
+    Rung,
     ScoredChunk,
     SearchMode,
     Sensitivity,
@@ -129,7 +130,11 @@ class CitationOut(BaseModel):
 class ProvenanceOut(BaseModel):
     """How the answer was made: which rung of the ladder, which model and why, at what cost."""
 
-    rung: str = Field(description="llm | extractive | cache | stale-cache")
+    rung: Rung = Field(
+        description="The rung of the degradation ladder that answered: a model (`llm`), "
+        "cited sentences without one (`extractive`), the answer cache (`cache`), or an "
+        "expired cache entry when retrieval failed (`stale-cache`)"
+    )
     model: str
     route: str = Field(description="Why this model: the routing rules that fired")
     attempts: list[str]

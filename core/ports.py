@@ -21,6 +21,7 @@ from core.types import (
     JobStatus,
     LedgerEntry,
     ParsedDocument,
+    QueryVector,
     RequestContext,
     ScoredChunk,
     SearchQuery,
@@ -143,7 +144,14 @@ class ChatModel(Protocol):
 
 @runtime_checkable
 class AnswerCache(Protocol):
-    """Answers to earlier questions, found by meaning, scoped by who may read them."""
+    """Answers to earlier questions, found by meaning, scoped by who may read them.
+
+    Entries are matched on the question's embedding, so the embedding is part of the key,
+    not a hint: the caller passes it (`vector`, from the same query embedder as retrieval,
+    computed once per request) to `lookup` and, after a miss, to `put`; the service also
+    retrieves with it. Entries are scoped by `context` (tenant and groups) and `corpus`
+    (the index version), and die when a document they cite changes (`invalidate`).
+    """
 
     def lookup(
         self,
@@ -151,13 +159,26 @@ class AnswerCache(Protocol):
         context: RequestContext,
         corpus: str,
         *,
+        vector: QueryVector,
         allow_stale: bool = False,
-        vector: list[float] | None = None,
-    ) -> Answer | None: ...
+    ) -> Answer | None:
+        """The answer of the closest cached question in scope, or None. `allow_stale`
+        also serves an expired entry (the last rung, when retrieval is down)."""
+        ...
 
-    def put(self, question: str, context: RequestContext, corpus: str, answer: Answer) -> None: ...
+    def put(
+        self,
+        question: str,
+        context: RequestContext,
+        corpus: str,
+        answer: Answer,
+        *,
+        vector: QueryVector,
+    ) -> None: ...
 
-    def invalidate(self, sources: Iterable[str]) -> None: ...
+    def invalidate(self, sources: Iterable[str]) -> None:
+        """Drop every answer citing any of `sources` (`document_key`s)."""
+        ...
 
 
 @runtime_checkable

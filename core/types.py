@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeAlias
+from typing import Literal, NewType, TypeAlias
 
 from core.errors import InvalidRequestError, PermissionDeniedError
 
@@ -120,9 +120,12 @@ class SearchMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
-    """Everything the store needs to run one query; built by retrieval, not by callers."""
+    """Everything the store needs to run one query; built by retrieval, not by callers.
 
-    dense: Sequence[float]
+    `dense` may be None only in sparse mode (the store refuses it otherwise), so a
+    keyword-only search never runs the embedder."""
+
+    dense: Sequence[float] | None
     sparse: SparseVector
     limit: int
     mode: SearchMode = SearchMode.HYBRID
@@ -171,6 +174,11 @@ class Citation:
 
 #: What every generator answers when the passages do not hold the answer.
 NOT_FOUND = "I could not find an answer to this question in the indexed documents."
+
+#: A question's dense embedding from `Embedder.embed_query` (not `embed_documents`: some
+#: models encode the two differently). Computed once per request: the answer cache matches
+#: on it and retrieval searches with it.
+QueryVector = NewType("QueryVector", list[float])
 
 
 class Sensitivity(StrEnum):
@@ -274,15 +282,29 @@ class StreamChunk:
     usage: Usage | None = None
 
 
+class Rung(StrEnum):
+    """Which rung of the degradation ladder answered (docs/adr/0012). The values are what
+    the API, the ledger and eval reports show."""
+
+    LLM = "llm"  # a model of the routed chain
+    EXTRACTIVE = "extractive"  # cited sentences of the passages, no model
+    CACHE = "cache"  # a fresh hit of the semantic answer cache
+    STALE_CACHE = "stale-cache"  # an expired hit: the last resort when retrieval failed
+
+    @property
+    def from_cache(self) -> bool:
+        """Served by the answer cache: no model ran, the original answer's cost was saved."""
+        return self in (Rung.CACHE, Rung.STALE_CACHE)
+
+
 @dataclass(frozen=True, slots=True)
 class Provenance:
     """How an answer was made: the ladder rung, the model and why, tokens, cost, grounding.
 
-    `rung` is one of `llm`, `extractive`, `cache` (a fresh hit), `stale-cache` (the last
-    resort when retrieval itself failed). `attempts` lists every model tried and how it went.
+    `attempts` lists every model tried and how it went.
     """
 
-    rung: str
+    rung: Rung
     model: str
     route: str
     attempts: tuple[str, ...] = ()
@@ -302,7 +324,7 @@ class LedgerEntry:
     at: datetime
     tenant: str
     model: str
-    rung: str
+    rung: Rung
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -325,12 +347,42 @@ class Answer:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     provenance: Provenance | None = None
 
+    @classmethod
+    def not_found(
+        cls,
+        question: str,
+        generator: str,
+        passages: Sequence[ScoredChunk] = (),
+        provenance: Provenance | None = None,
+    ) -> Answer:
+        """The abstention when the passages do not hold the answer: the same words
+        (`NOT_FOUND`) from every generator, and nothing cited."""
+        return cls(
+            question,
+            NOT_FOUND,
+            (),
+            found=False,
+            generator=generator,
+            passages=tuple(passages),
+            provenance=provenance,
+        )
+
+
+#: What a streamed answer is made of: `token` pieces of text, then one whole `answer`.
+#: Failures are not events: they are raised, and each surface reports them its own way
+#: (the API as an SSE `error` event).
+AnswerEventKind: TypeAlias = Literal["token", "answer"]
+
 
 @dataclass(frozen=True, slots=True)
 class AnswerEvent:
-    """One event of a streamed answer: `token` pieces of text, then the whole `answer`."""
+    """One event of a streamed answer; `answer` is set on the last one only.
 
-    kind: str  # "token" | "answer"
+    `kind` is a `Literal` rather than an enum: two cases, written where events are made
+    (`AnswerEvent("token", text)`) and checked by mypy there, with nothing to import.
+    """
+
+    kind: AnswerEventKind
     text: str = ""
     answer: Answer | None = None
 
@@ -371,3 +423,16 @@ class JobStatus:
     chunks: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFailure:
+    """Why one file was not ingested: where it is, its source id, and the reason alone
+    (never the path again). `str()` is the one-line `path: reason` that reports print."""
+
+    path: str
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import EmbeddingSettings, get_settings
-from core.types import Answer, Citation, Provenance, RequestContext, Usage
+from core.types import Answer, Citation, Provenance, RequestContext, Rung, Usage
 from eval.report import emit_json
 from gateway.cache import SemanticCache
 from gateway.catalog import load_catalog
@@ -99,7 +99,7 @@ def _answer(question: str) -> Answer:
         found=True,
         generator=PRICED_MODEL,
         provenance=Provenance(
-            rung="llm",
+            rung=Rung.LLM,
             model=PRICED_MODEL,
             route="bench",
             usage=TYPICAL_USAGE,

@@ -86,7 +86,7 @@ def run_qa(
         }
         provenance = answer.provenance
         if provenance is not None:
-            row["rung"] = provenance.rung
+            row["rung"] = provenance.rung.value
             row["model"] = provenance.model
             row["tokens"] = provenance.usage.input_tokens + provenance.usage.output_tokens
             row["cost_usd"] = provenance.cost_usd

@@ -11,7 +11,7 @@ import httpx2
 from core.errors import ProviderError
 from core.types import ChatMessage, Completion, StreamChunk, Usage
 from gateway.catalog import ModelSpec
-from gateway.providers import guard, guard_stream, reading_reply, translate_sdk_error
+from gateway.wire import guard, guard_stream, reading_reply, translate_sdk_error
 
 _ERRORS = (anthropic.AnthropicError, httpx2.HTTPError)
 

@@ -14,6 +14,11 @@ sources. A lookup is a filtered nearest-neighbour query:
   where a stale answer beats none and is labelled as such;
 - invalidated when any cited document is re-ingested or deleted.
 Each hit is written to the cost ledger with the cost it saved (the original answer's).
+
+An entry is a `CachedAnswer`; `to_point` and `from_point` are the one mapping to and from
+the stored point. The question's embedding comes from the caller (the service embeds a
+question once per request and reuses it for retrieval and `put`); a caller without one
+(a benchmark, a test) leaves it out and the cache embeds the question itself.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +42,9 @@ from core.types import (
     IndexedChunk,
     LedgerEntry,
     Provenance,
+    QueryVector,
     RequestContext,
+    Rung,
     SearchMode,
     SearchQuery,
     SparseVector,
@@ -60,7 +68,157 @@ def _normal(question: str) -> str:
     return " ".join(question.lower().split())
 
 
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """One cache entry: an LLM answer, who may reuse it (`scope`), for which index version
+    (`corpus`), since when, and the documents it cites (`document_key`s, for invalidation)."""
+
+    question: str
+    scope: str
+    tenant: str
+    access_groups: tuple[str, ...]
+    corpus: str
+    created_at: float  # seconds, on the cache's clock
+    cited_sources: tuple[str, ...]
+    text: str
+    found: bool
+    generator: str
+    citations: tuple[Citation, ...]
+    model: str
+    cost_usd: float
+    usage: Usage
+    prompt: str
+    grounded: bool | None
+
+    @classmethod
+    def of(
+        cls, question: str, context: RequestContext, corpus: str, answer: Answer, now: float
+    ) -> CachedAnswer:
+        """The entry for `answer`, asked in `context` on `corpus` at `now`."""
+        provenance = answer.provenance or Provenance(
+            rung=Rung.LLM, model=answer.generator, route=""
+        )
+        return cls(
+            question=question,
+            scope=scope_of(context),
+            tenant=context.tenant,
+            access_groups=context.access_groups,
+            corpus=corpus,
+            created_at=now,
+            # Tenant-qualified: re-ingesting one tenant's report.md leaves the answers
+            # citing another tenant's report.md alone.
+            cited_sources=tuple(
+                sorted({document_key(context.tenant, c.source) for c in answer.citations})
+            ),
+            text=answer.text,
+            found=answer.found,
+            generator=answer.generator,
+            citations=answer.citations,
+            model=provenance.model,
+            cost_usd=provenance.cost_usd,
+            usage=provenance.usage,
+            prompt=provenance.prompt,
+            grounded=provenance.grounded,
+        )
+
+    @property
+    def id(self) -> str:
+        """One entry per scope, corpus and question (up to case and spacing): a second
+        `put` of the same question replaces the first."""
+        return str(uuid.uuid5(_NAMESPACE, f"{self.scope}\n{self.corpus}\n{_normal(self.question)}"))
+
+    def answer(self, question: str, similarity: float, stale: bool) -> Answer:
+        """The cached answer served for `question`, labelled as a (stale) cache hit with
+        the cost it saved."""
+        rung = Rung.STALE_CACHE if stale else Rung.CACHE
+        provenance = Provenance(
+            rung=rung,
+            model=self.model,
+            route=f"{rung} hit, similarity {similarity:.3f}",
+            usage=self.usage,
+            saved_usd=self.cost_usd,
+            prompt=self.prompt,
+            grounded=self.grounded,
+        )
+        return Answer(
+            question,
+            self.text,
+            self.citations,
+            found=self.found,
+            generator=self.generator,
+            provenance=provenance,
+        )
+
+
+def to_point(entry: CachedAnswer, vector: QueryVector) -> IndexedChunk:
+    """The stored point of an entry: the question as a chunk of `SOURCE`, filter fields
+    (`scope`, `corpus`, `cited_sources`) in its metadata, the answer as JSON beside them
+    (citations are nested; the payload holds flat values). Earlier versions wrote the same
+    layout, so their entries stay readable."""
+    answer = {
+        "text": entry.text,
+        "found": entry.found,
+        "generator": entry.generator,
+        "citations": [dataclasses.asdict(c) for c in entry.citations],
+        "model": entry.model,
+        "cost_usd": entry.cost_usd,
+        "usage": [entry.usage.input_tokens, entry.usage.output_tokens],
+        "prompt": entry.prompt,
+        "grounded": entry.grounded,
+    }
+    chunk = Chunk(
+        id=entry.id,
+        source=SOURCE,
+        text=entry.question,
+        title="",
+        section="",
+        page=None,
+        index=0,
+        content_hash=entry.id,
+        tenant=entry.tenant,
+        access_groups=entry.access_groups,
+        metadata={
+            "scope": entry.scope,
+            "corpus": entry.corpus,
+            "created_at": entry.created_at,
+            "cited_sources": list(entry.cited_sources),
+            "answer": json.dumps(answer),
+        },
+    )
+    return IndexedChunk(chunk, vector, _NO_SPARSE)
+
+
+def from_point(chunk: Chunk) -> CachedAnswer:
+    """The entry a stored point holds: the inverse of `to_point`."""
+    meta = chunk.metadata
+    answer: dict[str, Any] = json.loads(str(meta["answer"]))
+    created_at = meta["created_at"]
+    if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+        raise ValueError(f"answer-cache entry {chunk.id}: created_at is {created_at!r}")
+    cited = meta.get("cited_sources", [])
+    return CachedAnswer(
+        question=chunk.text,
+        scope=str(meta["scope"]),
+        tenant=chunk.tenant,
+        access_groups=chunk.access_groups,
+        corpus=str(meta["corpus"]),
+        created_at=float(created_at),
+        cited_sources=tuple(cited) if isinstance(cited, list) else (),
+        text=str(answer["text"]),
+        found=bool(answer["found"]),
+        generator=str(answer["generator"]),
+        citations=tuple(Citation(**c) for c in answer["citations"]),
+        model=str(answer["model"]),
+        cost_usd=float(answer["cost_usd"]),
+        usage=Usage(*answer["usage"]),
+        prompt=str(answer["prompt"]),
+        grounded=answer["grounded"],
+    )
+
+
 class SemanticCache:
+    """`AnswerCache` on a collection of the vector store (the same engine as documents)."""
+
     def __init__(
         self,
         store: VectorStore,
@@ -82,21 +240,25 @@ class SemanticCache:
     def threshold(self) -> float:
         return self._threshold
 
+    def embed(self, question: str) -> QueryVector:
+        """The question's key: its query embedding (what the service computes once)."""
+        return QueryVector(self._embedder.embed_query(question))
+
     def lookup(
         self,
         question: str,
         context: RequestContext,
         corpus: str,
         *,
+        vector: QueryVector | None = None,
         allow_stale: bool = False,
-        vector: list[float] | None = None,
     ) -> Answer | None:
-        """The cached answer of the closest question in scope, or None."""
+        """The cached answer of the closest question in scope, or None; `vector` is the
+        question's embedding, computed here when left out."""
         start = time.perf_counter()
-        vector = vector or self._embedder.embed_query(question)
         hits = self._store.search(
             SearchQuery(
-                dense=vector,
+                dense=self.embed(question) if vector is None else vector,
                 sparse=_NO_SPARSE,
                 limit=5,
                 mode=SearchMode.DENSE,
@@ -107,45 +269,29 @@ class SemanticCache:
         for hit in hits:
             if hit.score < self._threshold:
                 break
-            meta = hit.chunk.metadata
-            age = now - float(meta["created_at"])  # type: ignore[arg-type]
-            stale = age > self._ttl_s
+            entry = from_point(hit.chunk)
+            stale = now - entry.created_at > self._ttl_s
             if stale and not allow_stale:
                 continue
-            answer = _decode(str(meta["answer"]), question, hit.score, stale)
+            answer = entry.answer(question, hit.score, stale)
             self._meter(answer, context, (time.perf_counter() - start) * 1000)
             return answer
         return None
 
-    def put(self, question: str, context: RequestContext, corpus: str, answer: Answer) -> None:
-        """Cache an LLM answer (the costly kind) with what it cites, for invalidation."""
-        scope = scope_of(context)
-        key = str(uuid.uuid5(_NAMESPACE, f"{scope}\n{corpus}\n{_normal(question)}"))
-        chunk = Chunk(
-            id=key,
-            source=SOURCE,
-            text=question,
-            title="",
-            section="",
-            page=None,
-            index=0,
-            content_hash=key,
-            tenant=context.tenant,
-            access_groups=context.access_groups,
-            metadata={
-                "scope": scope,
-                "corpus": corpus,
-                "created_at": self._clock(),
-                # Tenant-qualified: re-ingesting one tenant's report.md leaves the
-                # answers citing another tenant's report.md alone.
-                "cited_sources": sorted(
-                    {document_key(context.tenant, c.source) for c in answer.citations}
-                ),
-                "answer": _encode(answer),
-            },
-        )
-        vector = self._embedder.embed_query(question)
-        self._store.upsert([IndexedChunk(chunk, vector, _NO_SPARSE)])
+    def put(
+        self,
+        question: str,
+        context: RequestContext,
+        corpus: str,
+        answer: Answer,
+        *,
+        vector: QueryVector | None = None,
+    ) -> None:
+        """Cache an LLM answer (the costly kind) with what it cites, for invalidation.
+        `vector` is the embedding the missed lookup used; computed here when left out."""
+        entry = CachedAnswer.of(question, context, corpus, answer, self._clock())
+        point = to_point(entry, self.embed(question) if vector is None else vector)
+        self._store.upsert([point])
 
     def invalidate(self, sources: Iterable[str]) -> None:
         """Drop every answer that cites any of `sources` (`document_key`s: re-ingested or
@@ -184,42 +330,3 @@ class SemanticCache:
                 route=answer.provenance.route,
             )
         )
-
-
-def _encode(answer: Answer) -> str:
-    provenance = answer.provenance or Provenance(rung="llm", model=answer.generator, route="")
-    return json.dumps(
-        {
-            "text": answer.text,
-            "found": answer.found,
-            "generator": answer.generator,
-            "citations": [dataclasses.asdict(c) for c in answer.citations],
-            "model": provenance.model,
-            "cost_usd": provenance.cost_usd,
-            "usage": [provenance.usage.input_tokens, provenance.usage.output_tokens],
-            "prompt": provenance.prompt,
-            "grounded": provenance.grounded,
-        }
-    )
-
-
-def _decode(raw: str, question: str, similarity: float, stale: bool) -> Answer:
-    data: dict[str, Any] = json.loads(raw)
-    rung = "stale-cache" if stale else "cache"
-    provenance = Provenance(
-        rung=rung,
-        model=str(data["model"]),
-        route=f"{rung} hit, similarity {similarity:.3f}",
-        usage=Usage(*data["usage"]),
-        saved_usd=float(data["cost_usd"]),
-        prompt=str(data["prompt"]),
-        grounded=data["grounded"],
-    )
-    return Answer(
-        question,
-        str(data["text"]),
-        tuple(Citation(**c) for c in data["citations"]),
-        found=bool(data["found"]),
-        generator=str(data["generator"]),
-        provenance=provenance,
-    )

@@ -37,6 +37,21 @@ class ModelSpec(BaseModel, frozen=True):
             raise ValueError(f"{self.name}: an openai-compatible model needs an endpoint")
         return self
 
+    @model_validator(mode="after")
+    def _room_for_a_prompt(self) -> ModelSpec:
+        if self.max_output_tokens >= self.context_window:
+            raise ValueError(
+                f"{self.name}: max_output_tokens ({self.max_output_tokens}) leaves no room "
+                f"for a prompt in its context_window ({self.context_window})"
+            )
+        return self
+
+    @property
+    def prompt_tokens(self) -> int:
+        """How many prompt tokens fit: the context window less the room kept for the reply
+        (servers count both against the window, and refuse a request that overflows it)."""
+        return self.context_window - self.max_output_tokens
+
     def cost(self, usage: Usage) -> float:
         return (
             usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok

@@ -2,7 +2,8 @@
 
     generate(question, passages, context)
       -> route (gateway.routing)            which models, in which order, and why
-      -> for each model of the chain:       breaker -> retries with backoff -> call
+      -> for each model of the chain:       prompt fitted to its context window
+                                            -> breaker -> retries with backoff -> call
       -> grounded?                          citations checked against the passages given
       -> ledger                             tokens, cost, rung, route: one row per request
     every model failed or none eligible
@@ -26,7 +27,6 @@ from core.errors import CircuitOpenError, LedgerError, ProviderError
 from core.ports import ChatModel, Generator, Ledger
 from core.settings import LlmSettings
 from core.types import (
-    NOT_FOUND,
     Answer,
     AnswerEvent,
     ChatMessage,
@@ -35,17 +35,13 @@ from core.types import (
     LedgerEntry,
     Provenance,
     RequestContext,
+    Rung,
     ScoredChunk,
     StreamChunk,
     Usage,
 )
 from gateway.catalog import Catalog, ModelSpec
-from gateway.prompting import (
-    PromptTemplate,
-    build_messages,
-    check_citations,
-    load_template,
-)
+from gateway.prompting import PromptTemplate, check_citations, fit_prompt, load_template
 from gateway.resilience import CircuitBreaker, call_with_retries
 from gateway.routing import BudgetState, RouteDecision, Router
 
@@ -132,25 +128,25 @@ class LlmGateway:
     ) -> Answer:
         context = context or RequestContext()
         start = time.perf_counter()
-        decision, messages, top = self._prepare(question, passages, context)
+        decision, top = self._prepare(question, passages, context)
         attempts: list[str] = []
         for spec in decision.chain:
-            model = self._models[spec.name]
+            prompt = self._prompt(question, top, spec, attempts)
+            if prompt is None:
+                continue
+            given, messages = prompt
             began = time.perf_counter()
             try:
-                completion = self._breakers[spec.name].call(
-                    lambda model=model, spec=spec: self._retrying(  # type: ignore[misc]
-                        lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
-                        attempts,
-                    )
-                )
+                completion = self._complete(spec, messages, attempts)
             except ProviderError as exc:
                 attempts.append(str(exc))
                 log.warning("model %s failed: %s", spec.name, exc)
                 continue
             self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
             attempts.append(f"{spec.name}: ok")
-            answer = self._llm_answer(question, top, passages, completion, spec, decision, attempts)
+            answer = self._llm_answer(
+                question, given, passages, completion, spec, decision, attempts
+            )
             grounded = answer.provenance.grounded if answer.provenance else None
             if self._settings.require_grounding and grounded is False:
                 return self._finish(
@@ -198,10 +194,13 @@ class LlmGateway:
         """Tokens as the model writes them, then the checked answer; fallback before token 1."""
         context = context or RequestContext()
         start = time.perf_counter()
-        decision, messages, top = self._prepare(question, passages, context)
+        decision, top = self._prepare(question, passages, context)
         attempts: list[str] = []
         for spec in decision.chain:
-            model = self._models[spec.name]
+            prompt = self._prompt(question, top, spec, attempts)
+            if prompt is None:
+                continue
+            given, messages = prompt
             breaker = self._breakers[spec.name]
             try:
                 breaker.acquire()
@@ -209,12 +208,7 @@ class LlmGateway:
                 attempts.append(str(exc))
                 continue
             try:
-                first, rest = self._retrying(
-                    lambda model=model, spec=spec: _first_chunk(  # type: ignore[misc]
-                        model.stream(messages, spec.max_output_tokens, spec.timeout_s)
-                    ),
-                    attempts,
-                )
+                first, rest = self._start_stream(spec, messages, attempts)
             except ProviderError as exc:
                 breaker.failure()
                 attempts.append(str(exc))
@@ -238,7 +232,9 @@ class LlmGateway:
                 attempts.append(f"{spec.name}: ok")
             joined = "".join(text)
             completion = Completion(joined, usage or Usage(0, len(text), estimated=True))
-            answer = self._llm_answer(question, top, passages, completion, spec, decision, attempts)
+            answer = self._llm_answer(
+                question, given, passages, completion, spec, decision, attempts
+            )
             yield AnswerEvent("answer", answer=self._finish(answer, context, start))
             return
         answer = self._finish(
@@ -248,6 +244,29 @@ class LlmGateway:
         yield AnswerEvent("answer", answer=answer)
 
     # -- shared steps -------------------------------------------------------------------
+
+    def _complete(
+        self, spec: ModelSpec, messages: Sequence[ChatMessage], attempts: list[str]
+    ) -> Completion:
+        """One model's completion through its breaker, transient errors retried."""
+        model = self._models[spec.name]
+        return self._breakers[spec.name].call(
+            lambda: self._retrying(
+                lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
+                attempts,
+            )
+        )
+
+    def _start_stream(
+        self, spec: ModelSpec, messages: Sequence[ChatMessage], attempts: list[str]
+    ) -> tuple[StreamChunk, Iterator[StreamChunk]]:
+        """One model's stream up to its first chunk, transient errors retried (the caller
+        holds the breaker: the stream outlives this call)."""
+        model = self._models[spec.name]
+        return self._retrying(
+            lambda: _first_chunk(model.stream(messages, spec.max_output_tokens, spec.timeout_s)),
+            attempts,
+        )
 
     def _retrying(self, call: Callable[[], T], attempts: list[str]) -> T:
         """`call` with the configured retries; each retry is noted in `attempts`."""
@@ -262,15 +281,33 @@ class LlmGateway:
 
     def _prepare(
         self, question: str, passages: Sequence[ScoredChunk], context: RequestContext
-    ) -> tuple[RouteDecision, list[ChatMessage], list[ScoredChunk]]:
+    ) -> tuple[RouteDecision, list[ScoredChunk]]:
+        """The route, and the passages a model may be given (the best `max_passages`)."""
         if not passages:  # nothing retrieved: no model can ground an answer, skip the cost
-            return RouteDecision((), "no passages retrieved"), [], []
+            return RouteDecision((), "no passages retrieved"), []
         budget = self.budget_state(context.tenant)
         decision = self._router.decide(question, context, budget)
-        top = list(passages[: self._settings.max_passages])
-        messages = build_messages(question, top, self._template) if decision.chain else []
         log.info("route for tenant %s: %s", context.tenant, decision.reason)
-        return decision, messages, top
+        return decision, list(passages[: self._settings.max_passages])
+
+    def _prompt(
+        self, question: str, top: Sequence[ScoredChunk], spec: ModelSpec, attempts: list[str]
+    ) -> tuple[list[ScoredChunk], list[ChatMessage]] | None:
+        """The passages `spec` is given and its prompt, fitted to its context window with
+        room for its reply; None when not even the best passage fits (the next model is
+        tried). Passages left out are noted in `attempts`."""
+        window = f"its {spec.context_window}-token context window"
+        fitted = fit_prompt(question, top, self._template, spec.prompt_tokens)
+        if fitted is None:
+            attempts.append(f"{spec.name}: the prompt does not fit {window}")
+            log.warning("model %s skipped: the prompt does not fit %s", spec.name, window)
+            return None
+        left_out = len(top) - len(fitted[0])
+        if left_out:
+            attempts.append(
+                f"{spec.name}: {left_out} of {len(top)} passages left out to fit {window}"
+            )
+        return fitted
 
     def _llm_answer(
         self,
@@ -285,7 +322,7 @@ class LlmGateway:
         text = completion.text.strip()
         cost = spec.cost(completion.usage)
         provenance = Provenance(
-            rung="llm",
+            rung=Rung.LLM,
             model=spec.name,
             route=decision.reason,
             attempts=tuple(attempts),
@@ -294,15 +331,7 @@ class LlmGateway:
             prompt=self.prompt_id,
         )
         if not text or text.startswith(NOT_FOUND_MARK):
-            return Answer(
-                question,
-                NOT_FOUND,
-                (),
-                found=False,
-                generator=spec.name,
-                passages=tuple(passages),
-                provenance=provenance,
-            )
+            return Answer.not_found(question, spec.name, passages, provenance)
         check = check_citations(text, len(top))
         citations = tuple(Citation.of(n, top[n - 1].chunk) for n in sorted(check.cited))
         provenance = dataclasses.replace(
@@ -333,7 +362,7 @@ class LlmGateway:
         if decision.chain:
             why += "; every model failed"
         provenance = Provenance(
-            rung="extractive",
+            rung=Rung.EXTRACTIVE,
             model=self._extractive.name,
             route=why,
             attempts=tuple(attempts),

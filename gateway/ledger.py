@@ -2,8 +2,9 @@
 
 SQLite under `data_dir` by default; PostgreSQL in production through the same models
 (`RAG_LLM__LEDGER_URL=postgresql+psycopg://user@host/db`). Rows record the rung that
-answered (llm, extractive, cache), tokens, cost from the catalog prices, and what a cache
-hit saved; budgets sum them per tenant, `rag costs` groups them by tenant, model and day.
+answered (a `Rung`'s value: llm, extractive, cache, stale-cache), tokens, cost from the
+catalog prices, and what a cache hit saved; budgets sum them per tenant, `rag costs`
+groups them by tenant, model and day.
 Times are stored as naive UTC, the one convention both databases read the same way.
 """
 
@@ -18,7 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from core.errors import ConfigError, LedgerError
-from core.types import LedgerEntry
+from core.types import LedgerEntry, Rung
+
+#: The stored values of the rungs a cache hit answers on (`Rung.from_cache`).
+_CACHE_RUNGS = tuple(rung.value for rung in Rung if rung.from_cache)
 
 
 class _Base(DeclarativeBase):
@@ -92,7 +96,7 @@ class SqlLedger:
             at=_utc_naive(entry.at),
             tenant=entry.tenant,
             model=entry.model,
-            rung=entry.rung,
+            rung=Rung(entry.rung).value,  # checked: only a rung's value reaches the table
             input_tokens=entry.input_tokens,
             output_tokens=entry.output_tokens,
             cost_usd=entry.cost_usd,
@@ -131,7 +135,7 @@ class SqlLedger:
                 sa.func.sum(LedgerRow.cost_usd),
                 sa.func.sum(LedgerRow.saved_usd),
                 sa.func.sum(LedgerRow.saved_tokens),
-                sa.func.sum(sa.case((LedgerRow.rung.in_(("cache", "stale-cache")), 1), else_=0)),
+                sa.func.sum(sa.case((LedgerRow.rung.in_(_CACHE_RUNGS), 1), else_=0)),
             )
             .group_by(day, LedgerRow.tenant, LedgerRow.model)
             .order_by(day.desc(), LedgerRow.tenant, LedgerRow.model)

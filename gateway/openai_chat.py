@@ -11,7 +11,8 @@ import openai
 from core.errors import ProviderError
 from core.types import ChatMessage, Completion, StreamChunk, Usage
 from gateway.catalog import ModelSpec
-from gateway.providers import (
+from gateway.wire import (
+    estimate_prompt_tokens,
     estimate_tokens,
     guard,
     guard_stream,
@@ -65,9 +66,7 @@ class OpenAIChat:
                     raise ValueError("the reply has no message content")
                 if reply.usage is None:
                     usage = Usage(
-                        sum(estimate_tokens(m.content) for m in messages),
-                        estimate_tokens(text),
-                        estimated=True,
+                        estimate_prompt_tokens(messages), estimate_tokens(text), estimated=True
                     )
                 else:
                     usage = Usage(reply.usage.prompt_tokens, reply.usage.completion_tokens)
@@ -101,8 +100,6 @@ class OpenAIChat:
                     yield StreamChunk(piece)
         if usage is None:  # a server that ignores stream_options (llama.cpp's does)
             usage = Usage(
-                sum(estimate_tokens(m.content) for m in messages),
-                estimate_tokens("".join(text)),
-                estimated=True,
+                estimate_prompt_tokens(messages), estimate_tokens("".join(text)), estimated=True
             )
         yield StreamChunk(usage=usage)

@@ -2,8 +2,9 @@
 
 The LLM sees retrieved passages inside `<passage id="n">` fences, with any fence-like text
 inside a passage neutralised, so a document cannot close its fence and talk to the model
-as if it were the user. After generation, `check_citations` verifies that the answer cites
-only passages it was given and flags sentences that cite nothing.
+as if it were the user. `fit_prompt` drops the lowest-ranked passages until the prompt fits
+the model's context window. After generation, `check_citations` verifies that the answer
+cites only passages it was given and flags sentences that cite nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from core.types import ChatMessage, ScoredChunk
+from gateway.wire import estimate_prompt_tokens
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -79,6 +81,27 @@ def build_messages(
         ChatMessage("system", template.system),
         ChatMessage("user", template.user.format(passages=fenced, question=question)),
     ]
+
+
+def fit_prompt(
+    question: str,
+    passages: Sequence[ScoredChunk],
+    template: PromptTemplate,
+    max_tokens: int,
+) -> tuple[list[ScoredChunk], list[ChatMessage]] | None:
+    """The best-ranked passages whose prompt fits in `max_tokens`, and that prompt.
+
+    Passages are dropped lowest-ranked first (they come in rank order). Tokens are
+    estimated (`gateway.wire.estimate_prompt_tokens`, four characters a token), since no
+    tokenizer of the provider's is at hand. None when not even the best passage fits: no
+    grounded answer can be asked of that model.
+    """
+    for keep in range(len(passages), 0, -1):
+        kept = list(passages[:keep])
+        messages = build_messages(question, kept, template)
+        if estimate_prompt_tokens(messages) <= max_tokens:
+            return kept, messages
+    return None
 
 
 def check_citations(answer: str, passages_given: int) -> CitationCheck:

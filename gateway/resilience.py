@@ -1,33 +1,42 @@
-"""Retries with jittered backoff, and a circuit breaker per provider.
+"""Retries with jittered backoff (on tenacity), and a circuit breaker per provider.
 
 Only transient failures are retried (`ProviderError.transient`: 429, 5xx, timeouts,
 refused connections); a 4xx or a malformed reply fails at once so the gateway moves to
-the next model. "Full jitter" (a uniform wait in [0, base * 2^attempt], capped) spreads
-retries of many clients instead of synchronising them on a struggling provider.
+the next model. "Full jitter" (a uniform wait in [0, base * 2^attempt], capped: tenacity's
+`wait_random_exponential`) spreads retries of many clients instead of synchronising them
+on a struggling provider.
 
 The breaker opens after `failures` consecutive failures and stays open for `reset_s`;
 then it lets one trial call through (half-open): success closes it, failure re-opens it.
 While open, the provider is skipped without a network call, so a dead model costs
-nothing per request instead of a timeout per request.
+nothing per request instead of a timeout per request. It is our own rather than
+pybreaker's or purgatory's: docs/adr/0011 says why.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
 from core.errors import CircuitOpenError, ProviderError
 
 T = TypeVar("T")
 
 
-def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
-    """Full jitter: uniform in [0, min(max_s, base_s * 2**attempt)]."""
-    return rng.uniform(0.0, min(max_s, base_s * (2**attempt)))
+def is_transient(exc: BaseException) -> bool:
+    """Worth a retry: a provider failure that says a later call may succeed."""
+    return isinstance(exc, ProviderError) and exc.transient
 
 
 def call_with_retries(
@@ -37,22 +46,30 @@ def call_with_retries(
     max_s: float,
     *,
     sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
     on_retry: Callable[[int, ProviderError], None] | None = None,
 ) -> T:
-    """Run `call`; retry transient `ProviderError`s up to `retries` times, then re-raise."""
-    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except ProviderError as exc:
-            if not exc.transient or attempt >= retries:
-                raise
-            if on_retry is not None:
-                on_retry(attempt, exc)
-            sleep(backoff_delay(attempt, base_s, max_s, rng))
-            attempt += 1
+    """Run `call`; retry transient `ProviderError`s up to `retries` times with full-jitter
+    backoff, then re-raise the last error. Anything else is raised at once.
+
+    `sleep` is injectable so tests wait for nothing; `on_retry(n, error)` is told of retry
+    `n` (from 0) before its wait.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            assert isinstance(error, ProviderError)  # only those are retried
+            on_retry(state.attempt_number - 1, error)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=wait_random_exponential(multiplier=base_s, max=max_s),
+        retry=retry_if_exception(is_transient),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(call)
 
 
 class BreakerState(StrEnum):

@@ -14,14 +14,22 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import random
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
 
 from core.errors import ModelUnavailableError, QueueError, RagError, StoreError
 from core.types import DEFAULT_TENANT, IngestJob, JobState, JobStatus
@@ -38,6 +46,12 @@ def new_job_id() -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def job_backoff(base_s: float) -> wait_base:
+    """The wait before retry n (from 1): uniform in [0.5, 1.5] x base_s x 2^(n-1), no cap;
+    tenacity's strategies summed: a fixed half plus full jitter over the other half."""
+    return wait_exponential(multiplier=base_s / 2) + wait_random_exponential(multiplier=base_s)
 
 
 class InProcessJobQueue:
@@ -97,27 +111,39 @@ class InProcessJobQueue:
         with self._lock:
             self._dead.append(job.id)
 
+    def _retrying(self, job: IngestJob) -> Retrying:
+        """Transient errors retried with `job_backoff`, up to `max_attempts` in all."""
+
+        def logged(state: RetryCallState) -> None:  # every transient failure, the last too
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("job %s attempt %d failed: %s", job.id, state.attempt_number, error)
+
+        return Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=job_backoff(self._backoff_s),
+            retry=retry_if_exception_type(TRANSIENT),
+            after=logged,
+            reraise=True,
+        )
+
     def _attempt(self, job: IngestJob) -> None:
-        for attempt in range(1, self._max_attempts + 1):
-            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
-            try:
-                result = self._handler(job)
-            except TRANSIENT as exc:
-                log.warning("job %s attempt %d failed: %s", job.id, attempt, exc)
-                if attempt == self._max_attempts:
-                    self._fail(job, attempt, exc)
-                    return
-                delay = self._backoff_s * 2 ** (attempt - 1)
-                time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
-                continue
-            except Exception as exc:  # a bug, not an outage: no retry, but the worker lives on
-                log.exception("job %s failed", job.id)
-                self._fail(job, attempt, exc)
-                return
-            result.attempts = attempt
-            result.tenant = job.tenant
-            self._set(result)
+        attempt = 0
+        try:
+            for trial in self._retrying(job):
+                with trial:
+                    attempt = trial.retry_state.attempt_number
+                    self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
+                    result = self._handler(job)
+        except TRANSIENT as exc:  # still failing after the last attempt
+            self._fail(job, attempt, exc)
             return
+        except Exception as exc:  # a bug, not an outage: no retry, but the worker lives on
+            log.exception("job %s failed", job.id)
+            self._fail(job, attempt, exc)
+            return
+        result.attempts = attempt
+        result.tenant = job.tenant
+        self._set(result)
 
     def close(self) -> None:
         self._jobs.put(None)

@@ -15,16 +15,9 @@ from collections.abc import Sequence
 
 from py_rust_stemmers import SnowballStemmer
 
-from core.types import (
-    NOT_FOUND,
-    Answer,
-    Citation,
-    Provenance,
-    RequestContext,
-    ScoredChunk,
-)
+from core.types import Answer, Citation, Provenance, RequestContext, Rung, ScoredChunk
 
-_PROVENANCE = Provenance(rung="extractive", model="extractive", route="no LLM configured")
+_PROVENANCE = Provenance(rung=Rung.EXTRACTIVE, model="extractive", route="no LLM configured")
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )")
 _STOPWORDS = frozenset(
@@ -85,15 +78,7 @@ class ExtractiveGenerator:
             for terms, p in zip(passage_terms, top, strict=True)
         ]
         if not wanted or not top or max(coverage) / len(wanted) < self._min_overlap:
-            return Answer(
-                question,
-                NOT_FOUND,
-                (),
-                found=False,
-                generator=self.name,
-                passages=tuple(passages),
-                provenance=_PROVENANCE,
-            )
+            return Answer.not_found(question, self.name, passages, _PROVENANCE)
         # Rarer question terms (present in fewer passages) count more, as in IDF.
         document_frequency = {
             term: sum(term in terms for terms in passage_terms) for term in wanted
@@ -111,15 +96,7 @@ class ExtractiveGenerator:
                     score = sum(weight[t] for t in hits) / (1 + 0.15 * rank)
                     scored.append((score, rank, position, sentence))
         if not scored:
-            return Answer(
-                question,
-                NOT_FOUND,
-                (),
-                found=False,
-                generator=self.name,
-                passages=tuple(passages),
-                provenance=_PROVENANCE,
-            )
+            return Answer.not_found(question, self.name, passages, _PROVENANCE)
         chosen = sorted(scored, key=lambda s: -s[0])[: self._max_sentences]
         chosen.sort(key=lambda s: (s[1], s[2]))  # read in passage order, as written
         numbers: dict[int, int] = {}

@@ -2,7 +2,9 @@
 
 Surfaces (API, CLI) call this. The answer cache sits first, so a hit skips retrieval and
 the LLM; it is also the last rung of the degradation ladder: when retrieval itself fails,
-a stale cached answer (labelled `stale-cache`) is better than an error.
+a stale cached answer (labelled `stale-cache`) is better than an error. With a cache, the
+question is embedded once (`QueryVector`): the lookup, retrieval on a miss, and the `put`
+of the new answer all use that one vector.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from core.types import (
     Answer,
     AnswerEvent,
     Filters,
+    QueryVector,
     RequestContext,
     Retrieval,
+    Rung,
     ScoredChunk,
     SearchMode,
 )
-from retrieval.search import Retriever, normalize_query
+from retrieval.search import Retriever, elapsed_ms, normalize_query
 from store.schema import FILTERABLE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -54,10 +58,6 @@ def check_filters(filters: Filters | None) -> Filters | None:
             if isinstance(item, str) and len(item) > _MAX_FILTER_TEXT:
                 raise InvalidFilterError(f"filter {key!r}: values are at most 1024 characters")
     return filters
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
 
 
 class RagService:
@@ -101,17 +101,17 @@ class RagService:
         filters = check_filters(filters)
         cleaned = normalize_query(question)
         start = time.perf_counter()
-        vector = self._retriever.embed_query(cleaned) if self._cache is not None else None
+        vector = self._embed(cleaned)
         cached = self._cached(cleaned, context, vector)
         if cached is not None:
-            return dataclasses.replace(cached, timings_ms={"cache": _ms(start)})
+            return dataclasses.replace(cached, timings_ms={"cache": elapsed_ms(start)})
         retrieval = self._retrieve(cleaned, top_k, filters, context, vector)
         if isinstance(retrieval, Answer):
             return retrieval
         start = time.perf_counter()
         answer = self._generator.generate(cleaned, retrieval.hits, context)
-        self._remember(cleaned, context, answer)
-        timings = {**retrieval.timings_ms, "generate": _ms(start)}
+        self._remember(cleaned, context, answer, vector)
+        timings = {**retrieval.timings_ms, "generate": elapsed_ms(start)}
         return dataclasses.replace(answer, timings_ms=timings)
 
     def ask_stream(
@@ -125,7 +125,7 @@ class RagService:
         context = context or RequestContext()
         filters = check_filters(filters)
         cleaned = normalize_query(question)
-        vector = self._retriever.embed_query(cleaned) if self._cache is not None else None
+        vector = self._embed(cleaned)
         cached = self._cached(cleaned, context, vector)
         retrieval = (
             self._retrieve(cleaned, top_k, filters, context, vector) if cached is None else cached
@@ -141,13 +141,20 @@ class RagService:
             return
         for event in self._generator.stream(cleaned, retrieval.hits, context):
             if event.answer is not None:
-                self._remember(cleaned, context, event.answer)
+                self._remember(cleaned, context, event.answer, vector)
             yield event
 
-    def _cached(
-        self, question: str, context: RequestContext, vector: list[float] | None
-    ) -> Answer | None:
+    def _embed(self, question: str) -> QueryVector | None:
+        """The question's embedding when a cache will use it (None without a cache: the
+        retriever embeds on its own, and not at all in sparse mode)."""
         if self._cache is None:
+            return None
+        return QueryVector(self._retriever.embed_query(question))
+
+    def _cached(
+        self, question: str, context: RequestContext, vector: QueryVector | None
+    ) -> Answer | None:
+        if self._cache is None or vector is None:
             return None
         try:
             return self._cache.lookup(question, context, self._corpus, vector=vector)
@@ -161,7 +168,7 @@ class RagService:
         top_k: int | None,
         filters: Filters | None,
         context: RequestContext,
-        vector: list[float] | None = None,
+        vector: QueryVector | None = None,
     ) -> Retrieval | Answer:
         """Hits, or (retrieval down) a stale cached answer as the last rung; else raise.
 
@@ -172,7 +179,7 @@ class RagService:
                 question, top_k=top_k, filters=filters, dense=vector, scope=context.scope
             )
         except StoreError:
-            if self._cache is not None:
+            if self._cache is not None and vector is not None:
                 try:
                     stale = self._cache.lookup(
                         question, context, self._corpus, allow_stale=True, vector=vector
@@ -184,18 +191,25 @@ class RagService:
                     return stale
             raise
 
-    def _remember(self, question: str, context: RequestContext, answer: Answer) -> None:
+    def _remember(
+        self,
+        question: str,
+        context: RequestContext,
+        answer: Answer,
+        vector: QueryVector | None,
+    ) -> None:
         """Cache grounded LLM answers only: they are the costly ones, and checked."""
         provenance = answer.provenance
         if (
             self._cache is None
+            or vector is None
             or not answer.found
             or provenance is None
-            or provenance.rung != "llm"
+            or provenance.rung != Rung.LLM
             or provenance.grounded is not True
         ):
             return
         try:
-            self._cache.put(question, context, self._corpus, answer)
+            self._cache.put(question, context, self._corpus, answer, vector=vector)
         except StoreError as exc:
             log.warning("could not cache the answer: %s", exc)

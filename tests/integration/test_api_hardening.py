@@ -335,12 +335,12 @@ def test_costs_are_scoped_to_the_tenant_unless_admin(settings: Settings) -> None
 
     from api.wiring import build_app_context
     from core.settings import AuthSettings
-    from core.types import LedgerEntry, Role
+    from core.types import LedgerEntry, Role, Rung
 
     settings.auth = AuthSettings(mode="keys")
     ctx = build_app_context(settings)
     for tenant, cost in (("acme", 0.5), ("globex", 2.0)):
-        ctx.ledger.record(LedgerEntry(datetime.now(UTC), tenant, "m", "llm", cost_usd=cost))
+        ctx.ledger.record(LedgerEntry(datetime.now(UTC), tenant, "m", Rung.LLM, cost_usd=cost))
     _, reader = ctx.keys.create("acme", Role.READER)
     _, admin = ctx.keys.create("acme", Role.ADMIN)
     ctx.close()

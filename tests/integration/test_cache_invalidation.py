@@ -8,7 +8,7 @@ import pytest
 
 from api.wiring import build_app_context
 from core.settings import LlmSettings, Settings
-from core.types import Answer, Citation, Provenance, RequestContext
+from core.types import Answer, Citation, Provenance, RequestContext, Rung
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def _answer(question: str, source: str) -> Answer:
         (Citation(1, source, source, "", None, "id", "quote"),),
         found=True,
         generator="m",
-        provenance=Provenance(rung="llm", model="m", route="r", grounded=True),
+        provenance=Provenance(rung=Rung.LLM, model="m", route="r", grounded=True),
     )
 
 

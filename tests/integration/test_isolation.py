@@ -22,7 +22,16 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.wiring import build_app_context
 from core.settings import AuthSettings, LimitSettings, Settings
-from core.types import Answer, Citation, Provenance, RequestContext, Role, ScoredChunk, Usage
+from core.types import (
+    Answer,
+    Citation,
+    Provenance,
+    RequestContext,
+    Role,
+    Rung,
+    ScoredChunk,
+    Usage,
+)
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import discover
 
@@ -408,7 +417,7 @@ class _GroundedEcho:
             True,
             self.name,
             tuple(passages),
-            provenance=Provenance("llm", self.name, "r", usage=Usage(10, 5), grounded=True),
+            provenance=Provenance(Rung.LLM, self.name, "r", usage=Usage(10, 5), grounded=True),
         )
 
 

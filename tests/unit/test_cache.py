@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from core.types import Answer, Citation, Provenance, RequestContext, Usage, document_key
-from gateway.cache import SemanticCache
+from core.types import (
+    Answer,
+    Chunk,
+    Citation,
+    Provenance,
+    QueryVector,
+    RequestContext,
+    Rung,
+    ScoredChunk,
+    Usage,
+    document_key,
+)
+from gateway.cache import SOURCE, CachedAnswer, SemanticCache, from_point, to_point
 from gateway.ledger import SqlLedger
 from store.edge import EdgeStore
 from tests.fakes import HashEmbedder
@@ -33,7 +45,13 @@ def _answer(question: str, *sources: str) -> Answer:
         found=True,
         generator="cheap",
         provenance=Provenance(
-            rung="llm", model="cheap", route="r", usage=Usage(900, 100), cost_usd=0.002
+            rung=Rung.LLM,
+            model="cheap",
+            route="r",
+            usage=Usage(900, 100),
+            cost_usd=0.002,
+            prompt="grounded_answer.v1",
+            grounded=True,
         ),
     )
 
@@ -62,7 +80,7 @@ def test_the_same_or_a_close_question_hits_and_the_saving_is_metered(parts: Part
     hit = cache.lookup("How are chunk ids made in the ingest pipeline?", context, "v1")
     assert hit is not None
     assert hit.provenance is not None
-    assert hit.provenance.rung == "cache"
+    assert hit.provenance.rung is Rung.CACHE
     assert hit.provenance.saved_usd == pytest.approx(0.002)
     assert hit.citations[0].source == "ids.md"
     line = ledger.report()[0]
@@ -106,7 +124,7 @@ def test_expired_entries_miss_but_serve_as_the_stale_last_rung(parts: Parts) -> 
     stale = cache.lookup(Q, RequestContext(), "v1", allow_stale=True)
     assert stale is not None
     assert stale.provenance is not None
-    assert stale.provenance.rung == "stale-cache"
+    assert stale.provenance.rung is Rung.STALE_CACHE
 
 
 def test_reingesting_or_deleting_a_cited_document_invalidates_its_answers(parts: Parts) -> None:
@@ -160,5 +178,125 @@ def test_a_cache_miss_embeds_the_question_once_for_cache_and_retrieval(tmp_path:
     answer = service.ask(Q)
     assert not answer.found  # an empty index
     assert embedder.queries == 1
+    cache.close()
+    docs.close()
+
+
+def test_an_entry_maps_to_its_stored_point_and_back() -> None:
+    context = RequestContext(tenant="acme", access_groups=("hr", "eng"))
+    entry = CachedAnswer.of(Q, context, "v1", _answer(Q, "b.md", "a.md", "a.md"), now=12.5)
+    assert entry.scope == "acme|eng,hr"
+    assert entry.cited_sources == ("acme/a.md", "acme/b.md")
+    point = to_point(entry, QueryVector([0.6, 0.8]))
+    assert list(point.dense) == [0.6, 0.8]
+    assert (point.chunk.source, point.chunk.tenant) == (SOURCE, "acme")
+    assert point.chunk.access_groups == ("hr", "eng")
+    assert from_point(point.chunk) == entry
+
+
+def test_entries_written_before_the_record_type_stay_readable() -> None:
+    """The stored layout did not change: a cache filled by an earlier version still hits."""
+    stored = {
+        "text": "They are uuid5 hashes [1].",
+        "found": True,
+        "generator": "cheap",
+        "citations": [
+            {
+                "number": 1,
+                "source": "ids.md",
+                "title": "Ids",
+                "section": "",
+                "page": None,
+                "chunk_id": "c1",
+                "quote": "q",
+            }
+        ],
+        "model": "cheap",
+        "cost_usd": 0.002,
+        "usage": [900, 100],
+        "prompt": "grounded_answer.v1",
+        "grounded": True,
+    }
+    chunk = Chunk(
+        id="k",
+        source=SOURCE,
+        text=Q,
+        title="",
+        section="",
+        page=None,
+        index=0,
+        content_hash="k",
+        metadata={
+            "scope": "default|",
+            "corpus": "v1",
+            "created_at": 1_000_000,
+            "cited_sources": ["default/ids.md"],
+            "answer": json.dumps(stored),
+        },
+    )
+    entry = from_point(chunk)
+    assert (entry.created_at, entry.cited_sources) == (1_000_000.0, ("default/ids.md",))
+    served = entry.answer("a paraphrase", similarity=0.95, stale=False)
+    assert served.question == "a paraphrase"
+    assert served.citations == (Citation(1, "ids.md", "Ids", "", None, "c1", "q"),)
+    assert served.provenance == Provenance(
+        rung=Rung.CACHE,
+        model="cheap",
+        route="cache hit, similarity 0.950",
+        usage=Usage(900, 100),
+        saved_usd=0.002,
+        prompt="grounded_answer.v1",
+        grounded=True,
+    )
+
+
+def test_a_put_with_the_lookups_vector_does_not_embed_again(tmp_path: Path) -> None:
+    embedder = CountingEmbedder()
+    cache = SemanticCache(EdgeStore(tmp_path / "cache", "cache"), embedder, 0.9, 60)
+    vector = QueryVector(HashEmbedder(64).embed_query(Q))
+    assert cache.lookup(Q, RequestContext(), "v1", vector=vector) is None
+    cache.put(Q, RequestContext(), "v1", _answer(Q, "a.md"), vector=vector)
+    assert embedder.queries == 0
+    assert cache.lookup(Q, RequestContext(), "v1", vector=vector) is not None
+    cache.close()
+
+
+class GroundedLlm:
+    """A generator whose every answer is a grounded LLM answer: the kind that is cached."""
+
+    @property
+    def name(self) -> str:
+        return "llm"
+
+    def generate(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Answer:
+        return _answer(question, "ids.md")
+
+
+def test_a_request_embeds_its_question_once_whether_it_misses_and_caches_or_hits(
+    tmp_path: Path,
+) -> None:
+    from core.settings import RetrievalSettings, SparseSettings
+    from ingest.embed import Bm25Encoder
+    from retrieval.search import Retriever
+    from retrieval.service import RagService
+
+    embedder = CountingEmbedder()
+    docs = EdgeStore(tmp_path / "docs", "docs")
+    retriever = Retriever(embedder, Bm25Encoder(SparseSettings()), docs, RetrievalSettings())
+    cache = SemanticCache(EdgeStore(tmp_path / "cache", "cache"), embedder, 0.9, 60)
+    service = RagService(retriever, GroundedLlm(), cache, corpus="v1")
+    first = service.ask(Q)  # miss: lookup, retrieval and put share one embedding
+    assert first.provenance is not None
+    assert first.provenance.rung is Rung.LLM
+    assert (embedder.queries, cache.count()) == (1, 1)
+    again = service.ask(Q)
+    assert again.provenance is not None
+    assert again.provenance.rung is Rung.CACHE
+    assert embedder.queries == 2
     cache.close()
     docs.close()

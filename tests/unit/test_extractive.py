@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from core.types import NOT_FOUND, Chunk, ScoredChunk
+from core.types import NOT_FOUND, Chunk, Rung, ScoredChunk
 from retrieval.extractive import ExtractiveGenerator, split_sentences
 
 
@@ -50,6 +50,9 @@ def test_not_found_when_nothing_relevant_was_retrieved() -> None:
     assert not answer.found
     assert answer.text == NOT_FOUND
     assert answer.citations == ()
+    assert answer.passages == tuple(passages)  # what was looked at, for the eval reports
+    assert answer.provenance is not None
+    assert answer.provenance.rung is Rung.EXTRACTIVE
 
 
 def test_not_found_without_passages() -> None:

@@ -10,7 +10,15 @@ import pytest
 
 from core.errors import ProviderError
 from core.settings import LlmSettings
-from core.types import NOT_FOUND, Chunk, LedgerEntry, RequestContext, ScoredChunk, Sensitivity
+from core.types import (
+    NOT_FOUND,
+    Chunk,
+    LedgerEntry,
+    RequestContext,
+    Rung,
+    ScoredChunk,
+    Sensitivity,
+)
 from gateway.catalog import Catalog, RoutingPolicy
 from gateway.gateway import LlmGateway
 from gateway.ledger import SqlLedger
@@ -99,6 +107,9 @@ def test_not_found_from_the_model_is_an_abstention(ledger: SqlLedger) -> None:
     )
     assert not answer.found
     assert answer.text == NOT_FOUND
+    assert answer.citations == ()
+    assert answer.provenance is not None
+    assert (answer.provenance.rung, answer.provenance.model) == (Rung.LLM, "cheap")
 
 
 def test_transient_errors_are_retried_on_the_same_model(ledger: SqlLedger) -> None:
@@ -167,9 +178,9 @@ def test_confidential_requests_without_a_private_model_never_reach_a_model(
 def test_budgets_soft_routes_cheaper_and_hard_goes_extractive(
     ledger: SqlLedger, spent: float, served_by: str
 ) -> None:
-    ledger.record(LedgerEntry(NOW.replace(hour=9), "acme", "strong", "llm", cost_usd=spent))
+    ledger.record(LedgerEntry(NOW.replace(hour=9), "acme", "strong", Rung.LLM, cost_usd=spent))
     ledger.record(  # yesterday's spend does not count against today
-        LedgerEntry(NOW.replace(day=26), "acme", "strong", "llm", cost_usd=100.0)
+        LedgerEntry(NOW.replace(day=26), "acme", "strong", Rung.LLM, cost_usd=100.0)
     )
     models = [ScriptedChatModel("strong", ["A [1]."]), ScriptedChatModel("cheap", ["B [1]."])]
     answer = _gateway(ledger, *models).generate(

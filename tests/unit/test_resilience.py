@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 import pytest
 
 from core.errors import CircuitOpenError, ProviderError
-from gateway.resilience import BreakerState, CircuitBreaker, backoff_delay, call_with_retries
+from gateway.resilience import BreakerState, CircuitBreaker, call_with_retries
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:
@@ -38,25 +37,50 @@ def _failing(
 
 
 def test_full_jitter_stays_within_the_capped_exponential_bound() -> None:
-    rng = random.Random(7)
-    for attempt in range(8):
-        bound = min(2.0, 0.25 * 2**attempt)
-        delays = [backoff_delay(attempt, 0.25, 2.0, rng) for _ in range(200)]
+    waits: list[list[float]] = [[] for _ in range(7)]
+    for _ in range(200):
+        sleeps: list[float] = []
+        call, _ = _failing([ProviderError("503", transient=True, status=503)] * 7)
+        call_with_retries(call, 7, 0.25, 2.0, sleep=sleeps.append)
+        for retry, wait in enumerate(sleeps):
+            waits[retry].append(wait)
+    for retry, delays in enumerate(waits):
+        bound = min(2.0, 0.25 * 2**retry)
+        assert len(delays) == 200
         assert all(0.0 <= d <= bound for d in delays)
         assert max(delays) > bound * 0.8  # the whole range is used: real jitter
+        assert min(delays) < bound * 0.2  # down to zero: full jitter, not equal jitter
 
 
 def test_transient_errors_are_retried_then_succeed() -> None:
     sleeps: list[float] = []
+    retried: list[tuple[int, str]] = []
     call, calls = _failing([ProviderError("429", transient=True, status=429)] * 2)
-    assert call_with_retries(call, 2, 0.1, 1.0, sleep=sleeps.append) == "ok"
+    result = call_with_retries(
+        call, 2, 0.1, 1.0, sleep=sleeps.append, on_retry=lambda n, e: retried.append((n, str(e)))
+    )
+    assert result == "ok"
     assert len(calls) == 3
     assert len(sleeps) == 2
+    assert retried == [(0, "429"), (1, "429")]  # told before each wait, counted from 0
 
 
-def test_retries_give_up_after_the_limit() -> None:
-    call, calls = _failing([ProviderError("503", transient=True, status=503)] * 5)
-    with pytest.raises(ProviderError, match="503"):
+def test_errors_that_are_not_the_providers_are_raised_at_once() -> None:
+    calls: list[int] = []
+
+    def buggy() -> str:
+        calls.append(1)
+        raise KeyError("ours")
+
+    with pytest.raises(KeyError, match="ours"):
+        call_with_retries(buggy, 5, 0.0, 0.0, sleep=lambda _: None)
+    assert len(calls) == 1
+
+
+def test_retries_give_up_after_the_limit_with_the_last_error() -> None:
+    errors = [ProviderError(f"503 #{n}", transient=True, status=503) for n in range(5)]
+    call, calls = _failing(errors)
+    with pytest.raises(ProviderError, match="503 #2"):  # the error itself, not a wrapper
         call_with_retries(call, 2, 0.0, 0.0, sleep=lambda _: None)
     assert len(calls) == 3
 
