@@ -24,7 +24,7 @@ from ingest.pipeline import Indexer
 from ingest.service import Collections, IngestService
 from retrieval.service import RagService
 from store import open_catalog, open_store
-from store.catalog import Catalog as AliasCatalog
+from store.catalog import AliasCatalog
 
 if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when enabled
     from auth.authenticator import Authenticator

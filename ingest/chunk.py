@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from core.text import embedding_text as embedding_text  # moved to core, shared with rerank
 from core.types import DEFAULT_TENANT, Chunk, Element, ParsedDocument
 
 #: Namespace of chunk ids: uuid5(namespace, tenant + source + content hash + occurrence).
@@ -167,9 +168,3 @@ class StructureChunker:
             )
             seen[digest] += 1
         return chunks
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What the models see: the document title and section give a chunk its context."""
-    heading = " > ".join(part for part in (chunk.title, chunk.section) if part)
-    return f"{heading}\n{chunk.text}" if heading else chunk.text

@@ -13,8 +13,8 @@ from typing import Any
 
 from core.errors import ModelUnavailableError
 from core.settings import RerankSettings
+from core.text import embedding_text
 from core.types import ScoredChunk
-from ingest.chunk import embedding_text
 
 
 class CrossEncoderReranker:

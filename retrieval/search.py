@@ -30,7 +30,9 @@ def normalize_query(text: str) -> str:
     return cleaned
 
 
-def _ms(start: float) -> float:
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since `start` (a `time.perf_counter()` reading), as stage timings
+    report them: to the microsecond."""
     return round((time.perf_counter() - start) * 1000, 3)
 
 
@@ -72,11 +74,11 @@ class Retriever:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if chosen is SearchMode.SPARSE:
-            dense = [0.0] * self._embedder.dim
+            dense = None  # a keyword search has no use for the dense model
         elif dense is None:
             dense = self._embedder.embed_query(query)
         sparse = self._sparse.encode_query(query)
-        timings["embed"] = _ms(start)
+        timings["embed"] = elapsed_ms(start)
         s = self._settings
         start = time.perf_counter()
         hits = self._store.search(
@@ -95,11 +97,11 @@ class Retriever:
                 scope=scope,
             )
         )
-        timings["search"] = _ms(start)
+        timings["search"] = elapsed_ms(start)
         if self._reranker is not None and hits:
             start = time.perf_counter()
             hits = self._reranker.rerank(query, hits, limit)
-            timings["rerank"] = _ms(start)
+            timings["rerank"] = elapsed_ms(start)
         return Retrieval(hits[:limit], timings)
 
     def embed_query(self, text: str) -> list[float]:

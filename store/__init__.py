@@ -3,6 +3,8 @@
 - `store.edge.EdgeStore`: the embedded default, Qdrant Edge in-process, persistent on disk.
 - `store.remote.QdrantServerStore`: a Qdrant server or cluster through qdrant-client.
 - `store.catalog`: aliases, so a re-index can switch collections atomically.
+- `store.plan`: how a query becomes prefetches, fusion and MMR, written once; each adapter
+  only translates it into its client's types.
 
 Both adapters store the same points (named vectors `dense` + `bm25`, the same payload), so
 moving from the laptop to production is a setting (`RAG_STORE__BACKEND=qdrant`) and a
@@ -19,7 +21,7 @@ from core.settings import StoreSettings
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-    from store.catalog import Catalog
+    from store.catalog import AliasCatalog
 
 
 def _client(settings: StoreSettings) -> QdrantClient:
@@ -44,7 +46,7 @@ def open_store(settings: StoreSettings, collection: str | None = None) -> Vector
     return QdrantServerStore(_client(settings), name)
 
 
-def open_catalog(settings: StoreSettings) -> Catalog:
+def open_catalog(settings: StoreSettings) -> AliasCatalog:
     """The alias catalog of the configured backend."""
     if settings.backend == "edge":
         from store.catalog import EdgeCatalog

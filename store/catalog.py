@@ -18,7 +18,10 @@ from typing import Protocol
 from qdrant_client import QdrantClient, models
 
 
-class Catalog(Protocol):
+class AliasCatalog(Protocol):
+    """Where a backend keeps its aliases: `EdgeCatalog` (the embedded engine) or
+    `ServerCatalog` (a Qdrant server)."""
+
     def resolve(self, alias: str) -> str | None:
         """The collection the alias points to, or None before the first switch."""
         ...

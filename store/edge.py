@@ -2,7 +2,7 @@
 
 One shard folder per collection under `store.path`; a small `schema.json` beside the
 segments records the dense vector size so a later start with another embedder fails
-fast instead of mixing vector spaces. See docs/adr/0001-embedded-store.md.
+fast instead of mixing vector spaces. See docs/adr/0001-embedded-vector-store.md.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import qdrant_edge as qe
 
 from core.errors import StoreBusyError, StoreError
-from core.types import Filters, IndexedChunk, Scope, ScoredChunk, SearchMode, SearchQuery
+from core.types import Filters, IndexedChunk, ScoredChunk, SearchQuery
+from store.plan import Mmr, NearestDense, NearestSparse, QueryPlan, Rrf, Scoring, Stage, plan_query
 from store.schema import (
     DENSE,
     DISTANCE,
     KEYWORD_FIELDS,
     SPARSE,
+    FilterTerm,
     check_dense,
     filter_terms,
     from_payload,
@@ -31,8 +33,7 @@ from store.schema import (
 _SCHEMA_FILE = "schema.json"
 
 
-def _edge_filter(filters: Filters | None, scope: Scope | None = None) -> qe.Filter | None:
-    terms = filter_terms(filters, scope)
+def _edge_filter(terms: Sequence[FilterTerm]) -> qe.Filter | None:
     if not terms:
         return None
     return qe.Filter(
@@ -55,6 +56,47 @@ def _engine_error(action: str, path: Path, exc: Exception) -> StoreError:
             "(RAG_STORE__BACKEND=qdrant) so several processes can share it"
         )
     return StoreError(f"Qdrant Edge {action} failed at {path}: {exc}")
+
+
+def _edge_scoring(scoring: Scoring) -> Any:
+    """One stage's scoring in Edge's types (`Any`: the stub leaves `qe.Fusion.Rrf` out of
+    its `ScoringQueryType`)."""
+    match scoring:
+        case NearestDense():
+            return qe.Query.Nearest(list(scoring.vector), using=DENSE)
+        case NearestSparse():
+            sparse = qe.SparseVector(list(scoring.vector.indices), list(scoring.vector.values))
+            return qe.Query.Nearest(sparse, using=SPARSE)
+        case Rrf():
+            return qe.Fusion.Rrf(
+                k=scoring.k, weights=list(scoring.weights) if scoring.weights else None
+            )
+        case Mmr():  # Edge takes lambda itself: 1.0 = relevance only
+            return qe.Mmr(list(scoring.vector), scoring.relevance, scoring.candidates, using=DENSE)
+        case _:
+            assert_never(scoring)
+
+
+def _edge_prefetch(stage: Stage, flt: qe.Filter | None) -> qe.Prefetch:
+    """A source stage as a prefetch; the filter applies where candidates are found."""
+    return qe.Prefetch(
+        limit=stage.limit,
+        query=_edge_scoring(stage.scoring),
+        prefetches=[_edge_prefetch(source, flt) for source in stage.sources] or None,
+        filter=flt if stage.searches else None,
+    )
+
+
+def _edge_request(plan: QueryPlan) -> qe.QueryRequest:
+    """The shared query plan in Qdrant Edge's types: the root stage is the request."""
+    flt, root = _edge_filter(plan.filter), plan.root
+    return qe.QueryRequest(
+        limit=root.limit,
+        query=_edge_scoring(root.scoring),
+        prefetches=[_edge_prefetch(source, flt) for source in root.sources] or None,
+        filter=flt if root.searches else None,
+        with_payload=True,
+    )
 
 
 class EdgeStore:
@@ -133,38 +175,7 @@ class EdgeStore:
             raise _engine_error(action, self._path, exc) from exc
 
     def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        flt = _edge_filter(query.filters, query.scope)
-        dense = qe.Query.Nearest(list(query.dense), using=DENSE)
-        sparse = qe.Query.Nearest(
-            qe.SparseVector(list(query.sparse.indices), list(query.sparse.values)), using=SPARSE
-        )
-        mmr = (
-            qe.Mmr(list(query.dense), query.mmr_lambda, query.prefetch_limit, using=DENSE)
-            if query.mmr_lambda is not None and query.mode is not SearchMode.SPARSE
-            else None
-        )
-        request: qe.QueryRequest
-        if query.mode is SearchMode.HYBRID:
-            fusion: Any = qe.Fusion.Rrf(
-                k=query.rrf_k, weights=list(query.weights) if query.weights else None
-            )
-            fused = [
-                qe.Prefetch(limit=query.prefetch_limit, query=dense, filter=flt),
-                qe.Prefetch(limit=query.prefetch_limit, query=sparse, filter=flt),
-            ]
-            if mmr is not None:  # diversify the fused candidates by their dense vectors
-                fused = [qe.Prefetch(limit=query.prefetch_limit, prefetches=fused, query=fusion)]
-            request = qe.QueryRequest(
-                limit=query.limit,
-                prefetches=fused,
-                query=mmr or fusion,
-                with_payload=True,
-            )
-        else:
-            plain = dense if query.mode is SearchMode.DENSE else sparse
-            request = qe.QueryRequest(
-                limit=query.limit, query=mmr or plain, filter=flt, with_payload=True
-            )
+        request = _edge_request(plan_query(query))
         points = self._run("query", lambda: self.shard.query(request))
         return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in points]
 
@@ -181,7 +192,7 @@ class EdgeStore:
         )
 
     def delete(self, filters: Filters) -> None:
-        flt = _edge_filter(filters)
+        flt = _edge_filter(filter_terms(filters))
         if flt is None:
             raise StoreError("refusing to delete without a filter")
         self._run(
@@ -189,7 +200,7 @@ class EdgeStore:
         )
 
     def count(self, filters: Filters | None = None) -> int:
-        request = qe.CountRequest(exact=True, filter=_edge_filter(filters))
+        request = qe.CountRequest(exact=True, filter=_edge_filter(filter_terms(filters)))
         return int(self._run("count", lambda: self.shard.count(request)))
 
     def flush(self) -> None:

@@ -8,17 +8,19 @@ load-balanced cluster endpoint; the adapter itself holds no state beyond the cli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import StoreError
-from core.types import Filters, IndexedChunk, Scope, ScoredChunk, SearchMode, SearchQuery
+from core.types import Filters, IndexedChunk, ScoredChunk, SearchQuery
+from store.plan import Mmr, NearestDense, NearestSparse, Rrf, Scoring, Stage, plan_query
 from store.schema import (
     DENSE,
     KEYWORD_FIELDS,
     SPARSE,
+    FilterTerm,
     check_dense,
     filter_terms,
     from_payload,
@@ -30,8 +32,7 @@ from store.schema import (
 _CLIENT_ERRORS = (UnexpectedResponse, ResponseHandlingException, ValueError, TypeError)
 
 
-def _client_filter(filters: Filters | None, scope: Scope | None = None) -> models.Filter | None:
-    terms = filter_terms(filters, scope)
+def _client_filter(terms: Sequence[FilterTerm]) -> models.Filter | None:
     if not terms:
         return None
     conditions: list[Any] = [
@@ -44,6 +45,36 @@ def _client_filter(filters: Filters | None, scope: Scope | None = None) -> model
         for key, value in terms
     ]
     return models.Filter(must=conditions)
+
+
+def _client_scoring(scoring: Scoring) -> tuple[Any, str | None]:
+    """One stage's scoring in qdrant-client's types: the query, and the vector it uses."""
+    match scoring:
+        case NearestDense():
+            return list(scoring.vector), DENSE
+        case NearestSparse():
+            indices, values = list(scoring.vector.indices), list(scoring.vector.values)
+            return models.SparseVector(indices=indices, values=values), SPARSE
+        case Rrf():
+            weights = list(scoring.weights) if scoring.weights else None
+            return models.RrfQuery(rrf=models.Rrf(k=scoring.k, weights=weights)), None
+        case Mmr():  # the server API takes diversity = 1 - lambda
+            mmr = models.Mmr(diversity=scoring.diversity, candidates_limit=scoring.candidates)
+            return models.NearestQuery(nearest=list(scoring.vector), mmr=mmr), DENSE
+        case _:
+            assert_never(scoring)
+
+
+def _client_prefetch(stage: Stage, flt: models.Filter | None) -> models.Prefetch:
+    """A source stage as a prefetch; the filter applies where candidates are found."""
+    query, using = _client_scoring(stage.scoring)
+    return models.Prefetch(
+        query=query,
+        using=using,
+        prefetch=[_client_prefetch(source, flt) for source in stage.sources] or None,
+        filter=flt if stage.searches else None,
+        limit=stage.limit,
+    )
 
 
 class QdrantServerStore:
@@ -104,69 +135,19 @@ class QdrantServerStore:
             raise StoreError(f"upsert into {self._collection!r} failed: {exc}") from exc
 
     def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        flt = _client_filter(query.filters, query.scope)
-        sparse = models.SparseVector(
-            indices=list(query.sparse.indices), values=list(query.sparse.values)
-        )
-        mmr = (
-            models.NearestQuery(
-                nearest=list(query.dense),
-                mmr=models.Mmr(
-                    diversity=1.0 - query.mmr_lambda, candidates_limit=query.prefetch_limit
-                ),
-            )
-            if query.mmr_lambda is not None and query.mode is not SearchMode.SPARSE
-            else None
-        )
+        plan = plan_query(query)
+        flt, root = _client_filter(plan.filter), plan.root
+        scoring, using = _client_scoring(root.scoring)
         try:
-            if query.mode is SearchMode.HYBRID:
-                fusion = models.RrfQuery(
-                    rrf=models.Rrf(
-                        k=query.rrf_k, weights=list(query.weights) if query.weights else None
-                    )
-                )
-                fused = [
-                    models.Prefetch(
-                        query=list(query.dense),
-                        using=DENSE,
-                        limit=query.prefetch_limit,
-                        filter=flt,
-                    ),
-                    models.Prefetch(
-                        query=sparse, using=SPARSE, limit=query.prefetch_limit, filter=flt
-                    ),
-                ]
-                if mmr is None:
-                    response = self._client.query_points(
-                        self._collection,
-                        prefetch=fused,
-                        query=fusion,
-                        limit=query.limit,
-                        with_payload=True,
-                    )
-                else:  # diversify the fused candidates by their dense vectors
-                    response = self._client.query_points(
-                        self._collection,
-                        prefetch=[
-                            models.Prefetch(
-                                prefetch=fused, query=fusion, limit=query.prefetch_limit
-                            )
-                        ],
-                        query=mmr,
-                        using=DENSE,
-                        limit=query.limit,
-                        with_payload=True,
-                    )
-            else:
-                dense_mode = query.mode is SearchMode.DENSE
-                response = self._client.query_points(
-                    self._collection,
-                    query=mmr or (list(query.dense) if dense_mode else sparse),
-                    using=DENSE if dense_mode else SPARSE,
-                    query_filter=flt,
-                    limit=query.limit,
-                    with_payload=True,
-                )
+            response = self._client.query_points(
+                self._collection,
+                prefetch=[_client_prefetch(source, flt) for source in root.sources] or None,
+                query=scoring,
+                using=using,
+                query_filter=flt if root.searches else None,
+                limit=root.limit,
+                with_payload=True,
+            )
         except _CLIENT_ERRORS as exc:
             raise StoreError(f"query on {self._collection!r} failed: {exc}") from exc
         return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in response.points]
@@ -182,7 +163,7 @@ class QdrantServerStore:
         self._delete(flt)
 
     def delete(self, filters: Filters) -> None:
-        flt = _client_filter(filters)
+        flt = _client_filter(filter_terms(filters))
         if flt is None:
             raise StoreError("refusing to delete without a filter")
         self._delete(flt)
@@ -198,7 +179,7 @@ class QdrantServerStore:
     def count(self, filters: Filters | None = None) -> int:
         try:
             result = self._client.count(
-                self._collection, count_filter=_client_filter(filters), exact=True
+                self._collection, count_filter=_client_filter(filter_terms(filters)), exact=True
             )
         except _CLIENT_ERRORS as exc:
             raise StoreError(f"count in {self._collection!r} failed: {exc}") from exc

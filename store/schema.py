@@ -1,9 +1,10 @@
-"""What every adapter agrees on: vector names, distance, and the chunk <-> payload mapping."""
+"""What every adapter agrees on: vector names, distance, filters and the chunk <-> payload
+mapping. How a query runs is `store.plan`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from core.errors import SchemaMismatchError
 from core.types import Chunk, Filters, Scope
@@ -15,7 +16,7 @@ DISTANCE = "Cosine"
 
 # Payload fields that filters use, indexed as keywords on both adapters. Without an index
 # a filtered query checks every point's payload: 60 ms at 10k answer-cache entries on
-# Qdrant Edge, 1.5 ms with one (measured by eval/bench_cache; see docs/adr/0013).
+# Qdrant Edge, 1.5 ms with one (eval/bench_cache; docs/adr/0013-cache-threshold.md).
 KEYWORD_FIELDS = (
     "tenant",
     "access_groups",
@@ -35,11 +36,15 @@ WHOLE_TENANT = "*"
 FILTERABLE_FIELDS = frozenset({"source", "title", "section", "page"})
 
 
-def filter_terms(filters: Filters | None, scope: Scope | None) -> list[tuple[str, Any]]:
+#: One condition of a filter: the field, and the value it must hold (a list: any of them).
+FilterTerm: TypeAlias = tuple[str, str | int | bool | list[str]]
+
+
+def filter_terms(filters: Filters | None, scope: Scope | None = None) -> list[FilterTerm]:
     """The one filter plan both adapters translate: (field, value) pairs that must all
     match; a list value matches any of its items. The scope adds the tenant and the
     caller's groups (chunks without groups are stored with `WHOLE_TENANT`)."""
-    terms: list[tuple[str, Any]] = []
+    terms: list[FilterTerm] = []
     for key, value in (filters or {}).items():
         terms.append((key, value if isinstance(value, (str, int, bool)) else list(value)))
     if scope is not None:

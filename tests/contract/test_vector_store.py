@@ -7,6 +7,7 @@ server speaks; a fork that adds an adapter adds one fixture param here.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
-from core.errors import SchemaMismatchError
+from core.errors import InvalidRequestError, SchemaMismatchError
 from core.ports import VectorStore
 from core.settings import SparseSettings
 from core.types import Chunk, IndexedChunk, SearchMode, SearchQuery, SparseVector
@@ -213,3 +214,68 @@ def test_weighted_rrf_stretches_ranks_as_qdrant_defines_it(
         point_id: round(score, 5)
         for point_id, score in sorted(expected.items(), key=lambda item: -item[1])[: len(hits)]
     }
+
+
+def _unit(degrees_from_query: float, axis: int) -> list[float]:
+    """A unit vector `degrees_from_query` away from the query (axis 0), towards `axis`."""
+    vector = [0.0] * DIM
+    vector[0] = math.cos(math.radians(degrees_from_query))
+    vector[axis] = math.sin(math.radians(degrees_from_query))
+    return vector
+
+
+#: Three near-duplicates of the query (2 degrees apart) and one relevant but different
+#: point (30 degrees away, in another direction): dense ranking puts the duplicates first.
+NEAR_DUPLICATES = {"dup-0": _unit(0, 1), "dup-2": _unit(2, 1), "dup-4": _unit(4, 1)}
+DIVERSE = {"other-30": _unit(30, 2)}
+
+
+def _placed(vectors: dict[str, list[float]]) -> list[IndexedChunk]:
+    """Points with hand-placed dense vectors, all matching the same sparse term."""
+    return [
+        IndexedChunk(
+            Chunk(chunk_id(name, name), name, name, "", "", None, 0, name),
+            vector,
+            SparseVector((7,), (1.0,)),
+        )
+        for name, vector in vectors.items()
+    ]
+
+
+@pytest.mark.parametrize("mode", [SearchMode.DENSE, SearchMode.HYBRID])
+def test_mmr_lambda_weighs_relevance_so_low_values_diversify(
+    make_store: StoreFactory, mode: SearchMode
+) -> None:
+    # mmr_lambda is the weight of relevance (Qdrant's diversity = 1 - lambda). An adapter
+    # that passed it the other way round would diversify at 1.0 and not at 0.2.
+    store = make_store()
+    store.ensure_collection(DIM)
+    store.upsert(_placed({**NEAR_DUPLICATES, **DIVERSE}))
+
+    def ranking(mmr_lambda: float | None, in_mode: SearchMode = mode) -> list[str]:
+        query = SearchQuery(
+            _unit(0, 1), SparseVector((7,), (1.0,)), 4, in_mode, mmr_lambda=mmr_lambda
+        )
+        return [h.chunk.source for h in store.search(query)]
+
+    assert ranking(None, SearchMode.DENSE) == ["dup-0", "dup-2", "dup-4", "other-30"]
+    assert ranking(1.0) == ranking(None, SearchMode.DENSE)
+    assert ranking(0.2)[:2] == ["dup-0", "other-30"]
+
+
+def test_a_sparse_search_needs_no_dense_vector(store: VectorStore) -> None:
+    text = "green pears ripen after picking"
+    without = SearchQuery(None, _query(text).sparse, 5, SearchMode.SPARSE, mmr_lambda=0.5)
+    with_dense = _query(text, SearchMode.SPARSE)
+    assert [(h.chunk, h.score) for h in store.search(without)] == [
+        (h.chunk, h.score) for h in store.search(with_dense)
+    ]
+
+
+@pytest.mark.parametrize("mode", [SearchMode.DENSE, SearchMode.HYBRID])
+def test_modes_that_use_the_dense_vector_refuse_a_query_without_one(
+    store: VectorStore, mode: SearchMode
+) -> None:
+    query = SearchQuery(None, _query("pears").sparse, 5, mode)
+    with pytest.raises(InvalidRequestError, match="dense query vector"):
+        store.search(query)

