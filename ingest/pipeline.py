@@ -7,19 +7,26 @@ old version stays searchable until the new one is in.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from core.errors import IngestError
 from core.hashing import file_sha256
 from core.ports import Embedder, Parser, SparseEncoder, VectorStore
-from core.types import DEFAULT_TENANT, Chunk, IndexedChunk, ParsedDocument
+from core.types import DEFAULT_TENANT, Chunk, IndexedChunk, IngestFailure, ParsedDocument
 from ingest.chunk import StructureChunker, embedding_text
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -36,7 +43,7 @@ class IngestReport:
     skipped: int = 0
     indexed: list[str] = field(default_factory=list)  # sources new or changed in this run
     pruned: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: list[IngestFailure] = field(default_factory=list)
     published: str | None = None  # the collection the alias was switched to, if any
 
     @property
@@ -91,11 +98,6 @@ class Indexer:
     def finish_source(self, tenant: str, source: str, keep_ids: Sequence[str]) -> None:
         """Drop the document's points that its new version no longer has."""
         self._store.delete_by_source(tenant, source, keep_ids=keep_ids)
-
-    def replace_source(self, tenant: str, source: str, chunks: Sequence[Chunk]) -> None:
-        """Write a document's new chunks, then drop the ones it no longer has."""
-        self.index(chunks)
-        self.finish_source(tenant, source, [c.id for c in chunks])
 
     def delete_source(self, tenant: str, source: str) -> None:
         self._store.delete_by_source(tenant, source)
@@ -231,44 +233,91 @@ class _Job:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    path: Path
     source: str
     digest: str
-    document: ParsedDocument | None
+    document: ParsedDocument
     chunks: list[Chunk]
-    error: str | None
+
+
+def _failed(job: _Job, reason: str) -> IngestFailure:
+    """The parser's errors name their file first (`<path>: reason`); the failure keeps
+    the path and the reason apart."""
+    return IngestFailure(str(job.path), job.source, reason.removeprefix(f"{job.path}: "))
 
 
 def _parse_one(
     parser: Parser, chunker: StructureChunker, redactor: PiiRedactor | None, job: _Job
-) -> _Parsed:
-    path, source, digest = job.path, job.source, job.digest
+) -> _Parsed | IngestFailure:
+    path, source = job.path, job.source
     try:
         document = parser.parse(str(path), source)
         if redactor is not None and redactor.applies_to(source):
             elements = tuple(replace(e, text=redactor.redact(e.text)) for e in document.elements)
             document = replace(document, elements=elements)
         chunks = chunker.chunk(document, job.tenant, job.access_groups)
-        return _Parsed(path, source, digest, document, chunks, None)
+        return _Parsed(source, job.digest, document, chunks)
     except IngestError as exc:
-        return _Parsed(path, source, digest, None, [], str(exc))
+        return _failed(job, str(exc))
     except Exception as exc:  # a parser bug on one file must not stop the batch
         log.exception("parsing %s failed unexpectedly", path)
-        return _Parsed(path, source, digest, None, [], f"{path}: unexpected {type(exc).__name__}")
+        return _failed(job, f"unexpected {type(exc).__name__}")
 
 
 _WORKER: tuple[Parser, StructureChunker, PiiRedactor | None] | None = None
+
+#: prctl(2) option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _init_worker(parser: Parser, chunker: StructureChunker, redactor: PiiRedactor | None) -> None:
     global _WORKER  # one parser per worker process, built once
     from core.offline import apply_offline_defaults
 
+    _exit_with_parent()
     apply_offline_defaults()
     _WORKER = (parser, chunker, redactor)
 
 
-def _parse_in_worker(job: _Job) -> _Parsed:
+def _exit_with_parent() -> None:
+    """End this worker when the process that owns the pool dies, even by SIGKILL.
+
+    An orphaned worker never sees end-of-file on its task queue (it holds both ends of
+    the queue's pipe): it would wait for work forever, holding its parser's memory.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a pool worker
+        return
+    if not _parent_death_signal():
+        _watch_parent(parent)
+    if os.getppid() != parent.pid:  # the parent died before the watch was set up
+        os._exit(1)
+
+
+def _parent_death_signal() -> bool:
+    """Linux: the kernel sends SIGTERM when the parent dies. Strictly, when the parent's
+    thread that started this worker ends: `ingest_paths` starts and shuts the pool down
+    in one call, so that thread outlives every worker it starts."""
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM))) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: BaseProcess) -> None:
+    """Anywhere else: a daemon thread waits for the parent to end (multiprocessing's
+    parent sentinel, no polling), then ends this process."""
+
+    def exit_after_parent() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=exit_after_parent, name="parent-watch", daemon=True).start()
+
+
+def _parse_in_worker(job: _Job) -> _Parsed | IngestFailure:
     assert _WORKER is not None
     parser, chunker, redactor = _WORKER
     return _parse_one(parser, chunker, redactor, job)
@@ -310,7 +359,9 @@ def ingest_paths(
         try:
             digest = file_sha256(path)
         except OSError as exc:
-            report.failed[str(path)] = f"{path}: cannot read ({exc.strerror or exc})"
+            report.failed.append(
+                IngestFailure(str(path), source, f"cannot read ({exc.strerror or exc})")
+            )
             continue
         previous = manifest.get(tenant, source) if manifest else None
         if previous and previous.state == "done" and previous.content_hash == digest:
@@ -343,16 +394,19 @@ def ingest_paths(
         if workers > 1 and len(jobs) > 1
         else None
     )
-    try:
-        results: Iterable[_Parsed] = (
+    with ExitStack() as closing:  # on every path: the writer flushes, the pool ends
+        closing.callback(writer.close)
+        if pool is not None:  # closed first: a failed run stops parsing, then flushes
+            closing.callback(pool.shutdown, wait=True, cancel_futures=True)
+        results: Iterable[_Parsed | IngestFailure] = (
             pool.map(_parse_in_worker, jobs)
             if pool
             else (_parse_one(parser, chunker, redactor, job) for job in jobs)
         )
         for parsed in results:
-            if parsed.document is None:
-                log.warning("skipped %s: %s", parsed.path, parsed.error)
-                report.failed[str(parsed.path)] = str(parsed.error)
+            if isinstance(parsed, IngestFailure):
+                log.warning("skipped %s", parsed)
+                report.failed.append(parsed)
                 continue
             documents[parsed.source] = (parsed.document, parsed.digest)
             if manifest:
@@ -360,10 +414,6 @@ def ingest_paths(
             writer.add(
                 parsed.source, [replace(c, metadata={**c.metadata, **stamp}) for c in parsed.chunks]
             )
-    finally:
-        writer.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     if prune and manifest:
         for record in manifest.sources(tenant):
             if record.source not in seen:

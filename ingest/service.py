@@ -21,7 +21,7 @@ from ingest.chunk import StructureChunker
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
 from ingest.pipeline import Indexer, IngestReport, ingest_paths
-from store.catalog import Catalog
+from store.catalog import AliasCatalog
 from store.schema import WHOLE_TENANT
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class Collections:
     """Where documents live: the alias queries read, and the collection this pipeline
     (model, BM25, chunking) builds. They differ while a re-index is pending."""
 
-    aliases: Catalog
+    aliases: AliasCatalog
     alias: str
     build: str
 
@@ -133,7 +133,7 @@ class IngestService:
             paths, paths[0].parent if paths else Path(), job.tenant, job.access_groups
         )
         state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
-        errors = {Path(k).name: v.split(": ", 1)[-1] for k, v in report.failed.items()}
+        errors = {Path(failure.path).name: failure.reason for failure in report.failed}
         discard_upload(job)
         return JobStatus(
             job.id,

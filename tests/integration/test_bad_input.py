@@ -5,6 +5,7 @@ The corpus is generated here, one file per failure mode, next to good files.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_each_bad_file_fails_with_its_reason_and_the_rest_is_ingested(
             discover(folder, SUPPORTED_SUFFIXES),
             folder,
         )
-        failed = {Path(k).name: v for k, v in report.failed.items()}
+        failed = {failure.source: failure for failure in report.failed}
         must_succeed = {"good.md", "latin1.txt", "disguised.txt", "real.pdf"}
         assert must_succeed.isdisjoint(failed), failed
         assert report.documents == len(must_succeed)
@@ -89,8 +90,9 @@ def test_each_bad_file_fails_with_its_reason_and_the_rest_is_ingested(
         assert set(failed) == must_fail, failed
         for name, phrase in expected.items():
             if name in failed:
-                assert name in failed[name]  # every reason names its file
-                assert phrase in failed[name], (name, failed[name])
+                assert failed[name].path == str(folder / name)
+                assert phrase in failed[name].reason, (name, failed[name])
+                assert failed[name].path not in failed[name].reason  # said once, by the path
         latin = ctx.service.search("crème brûlée", filters={"source": "latin1.txt"})
         assert "Café crème" in latin[0].chunk.text
     finally:
@@ -110,7 +112,9 @@ def test_a_path_that_vanishes_mid_run_is_recorded(settings: Settings, tmp_path: 
     finally:
         ctx.close()
     assert report.documents == 1
-    assert "No such file" in report.failed[str(folder / "b.md")]
+    [failure] = report.failed
+    assert (failure.path, failure.source) == (str(folder / "b.md"), "b.md")
+    assert failure.reason.startswith("cannot read (No such file")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -120,3 +124,38 @@ def test_an_unreadable_file_is_recorded(tmp_path: Path) -> None:
     locked.chmod(0)
     with pytest.raises(Exception, match="Permission denied"):
         UnstructuredParser().parse(str(locked))
+
+
+def test_the_cli_names_each_failure_once_and_keeps_its_report_format(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import EXIT_PARTIAL, app
+    from core.settings import get_settings
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nA perfectly fine note about oceans.\n")
+    (folder / "empty.md").write_bytes(b"")
+    for key, value in {
+        "RAG_DATA_DIR": settings.data_dir,
+        "RAG_STORE__PATH": settings.store.path,
+        "RAG_STORE__COLLECTION": settings.store.collection,
+        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
+        "RAG_INGEST__PARSE_WORKERS": 1,
+        "COLUMNS": 400,  # rich would wrap the long temporary paths
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    report = tmp_path / "report.json"
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke(app, ["ingest", str(folder), "--report", str(report)])
+    finally:
+        get_settings.cache_clear()
+    assert run.exit_code == EXIT_PARTIAL, run.output
+    empty = str(folder / "empty.md")
+    assert f"failed: {empty}: the file is empty\n" in run.output  # the path once
+    written = json.loads(report.read_text())
+    assert written["failed"] == {empty: f"{empty}: the file is empty"}  # as before the type
+    assert (written["documents"], written["status"]) == (1, "partial")

@@ -85,8 +85,10 @@ def test_a_bad_file_is_reported_and_the_batch_goes_on(ctx: AppContext, tmp_path:
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
     report = _ingest(ctx, folder)
     assert report.documents == 2
-    assert set(report.failed) == {str(folder / "empty.md"), str(folder / "broken.pdf")}
-    assert "empty" in report.failed[str(folder / "empty.md")]
+    failed = {failure.source: failure for failure in report.failed}
+    assert set(failed) == {"empty.md", "broken.pdf"}
+    assert failed["empty.md"].path == str(folder / "empty.md")
+    assert failed["empty.md"].reason == "the file is empty"
 
 
 def test_kill_9_mid_batch_then_rerun_completes_without_duplicates_or_orphans(

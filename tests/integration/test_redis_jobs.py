@@ -1,6 +1,9 @@
 """The Redis-backed job queue, on the real Redis at 127.0.0.1:6379, two workers at once.
 
-Skips with a reason where no Redis runs; under CI (CI=true) it must run, never skip.
+What every `JobQueue` adapter does (retries, backoff, dead letters) is the contract suite's
+(tests/contract/test_job_queue.py); here is what only Redis does: several workers, and
+workers in other processes. Skips with a reason where no Redis runs; under CI (CI=true) it
+must run, never skip.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from api.wiring import build_app_context
-from core.errors import StoreError
 from core.settings import Settings
 from core.types import IngestJob, JobState, JobStatus
 from ingest.jobs import RedisJobQueue
@@ -91,46 +93,6 @@ def test_two_workers_share_one_queue_and_ingest_every_upload(
         assert ctx.store.count() == 6
     finally:
         ctx.close()
-
-
-def test_transient_errors_are_retried_with_backoff(namespace: str) -> None:
-    attempts: list[float] = []
-
-    def flaky(job: IngestJob) -> JobStatus:
-        attempts.append(time.monotonic())
-        if len(attempts) < 3:
-            raise StoreError("Qdrant is restarting")
-        return JobStatus(job.id, JobState.SUCCEEDED, documents=1)
-
-    queue = _queue(namespace, flaky)
-    queue.start_worker()
-    try:
-        status = _wait(queue, [queue.submit(IngestJob("flaky", ()))])[0]
-    finally:
-        queue.close()
-    assert (status.state, status.attempts) == (JobState.SUCCEEDED, 3)
-    assert queue.dead_letters() == []
-
-
-def test_exhausted_and_non_transient_jobs_are_dead_lettered(namespace: str) -> None:
-    def handler(job: IngestJob) -> JobStatus:
-        if job.id == "outage":
-            raise StoreError("connection refused")
-        raise ValueError("a bug, not an outage")
-
-    queue = _queue(namespace, handler)
-    queue.start_worker()
-    try:
-        outage, bug = _wait(
-            queue, [queue.submit(IngestJob("outage", ())), queue.submit(IngestJob("bug", ()))]
-        )
-        dead = queue.dead_letters()
-    finally:
-        queue.close()
-    assert (outage.state, outage.attempts) == (JobState.FAILED, 3)
-    assert (bug.state, bug.attempts) == (JobState.FAILED, 1)
-    assert "connection refused" in outage.errors["job"]
-    assert sorted(dead) == ["bug", "outage"]
 
 
 def test_a_rag_worker_process_serves_jobs_submitted_elsewhere(

@@ -7,43 +7,14 @@ import pytest
 
 from core.errors import InvalidRequestError, ModelUnavailableError
 from core.settings import EmbeddingSettings, RetrievalSettings, SparseSettings
-from core.types import Filters, IndexedChunk, ScoredChunk, SearchMode, SearchQuery
+from core.types import Chunk, IndexedChunk, ScoredChunk, SearchMode, SparseVector
 from ingest.embed import Bm25Encoder, FastEmbedder
 from retrieval.search import Retriever, normalize_query
-from tests.fakes import HashEmbedder
+from tests.fakes import HashEmbedder, MemoryStore
 
 
-class RecordingStore:
-    """A VectorStore that remembers the queries it was asked."""
-
-    def __init__(self) -> None:
-        self.queries: list[SearchQuery] = []
-
-    def ensure_collection(self, dim: int) -> None:
-        self.dim = dim
-
-    def upsert(self, points: Sequence[IndexedChunk]) -> None:
-        raise AssertionError("retrieval never writes")
-
-    def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        self.queries.append(query)
-        return []
-
-    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
-        raise AssertionError("retrieval never deletes")
-
-    def delete(self, filters: Filters) -> None:
-        raise NotImplementedError
-
-    def count(self, filters: Filters | None = None) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
-
-
-def _retriever(**settings: Any) -> tuple[Retriever, RecordingStore]:
-    store = RecordingStore()
+def _retriever(**settings: Any) -> tuple[Retriever, MemoryStore]:
+    store = MemoryStore()
     retriever = Retriever(
         HashEmbedder(8), Bm25Encoder(SparseSettings()), store, RetrievalSettings(**settings)
     )
@@ -60,11 +31,13 @@ def test_hybrid_query_carries_both_vectors_and_the_fusion_settings() -> None:
         30,
         20,
     )
+    assert query.dense is not None
     assert len(query.dense) == 8
     assert any(query.dense)
     assert query.sparse.indices
     assert query.filters == {"source": "a.md"}
     assert store.dim == 8
+    assert (store.writes, store.deletes) == ([], [])  # retrieval never writes
 
 
 def test_prefetch_never_smaller_than_the_requested_results() -> None:
@@ -76,7 +49,8 @@ def test_prefetch_never_smaller_than_the_requested_results() -> None:
 def test_sparse_mode_skips_the_dense_model() -> None:
     retriever, store = _retriever()
     retriever.search("query words", mode=SearchMode.SPARSE)
-    assert not any(store.queries[0].dense)
+    assert store.queries[0].dense is None
+    assert store.queries[0].sparse.indices
 
 
 @pytest.mark.parametrize(("text", "reason"), [("   ", "empty"), ("x" * 2001, "limit")])
@@ -109,19 +83,18 @@ class ReversingReranker:
 
 
 def test_the_reranker_sees_the_candidate_pool_and_orders_the_results() -> None:
-    from core.types import Chunk
-
-    chunks = [
-        ScoredChunk(Chunk(str(i), "s", f"t{i}", "", "", None, i, "h"), 1.0 / (i + 1))
-        for i in range(30)
-    ]
-
-    class PoolStore(RecordingStore):
-        def search(self, query: SearchQuery) -> list[ScoredChunk]:
-            self.queries.append(query)
-            return chunks[: query.limit]
-
-    store, reranker = PoolStore(), ReversingReranker()
+    store, reranker = MemoryStore(), ReversingReranker()
+    query_vector = HashEmbedder(8).embed_query("query")
+    store.upsert(  # chunk i scores 1 / (i + 1) against the query: "0" first
+        [
+            IndexedChunk(
+                Chunk(str(i), "s", f"t{i}", "", "", None, i, "h"),
+                [x / (i + 1) for x in query_vector],
+                SparseVector((), ()),
+            )
+            for i in range(30)
+        ]
+    )
     retriever = Retriever(
         HashEmbedder(8),
         Bm25Encoder(SparseSettings()),

@@ -1,46 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from core.settings import SparseSettings
-from core.types import Chunk, Filters, IndexedChunk, ScoredChunk, SearchQuery
+from core.types import Chunk
 from ingest.embed import Bm25Encoder
 from ingest.pipeline import Indexer, StreamingWriter
-from tests.fakes import HashEmbedder
-
-
-class MemoryStore:
-    def __init__(self, fail_on_write: int | None = None) -> None:
-        self.points: dict[str, IndexedChunk] = {}
-        self.writes: list[int] = []
-        self.deletes: list[tuple[str, tuple[str, ...]]] = []
-        self._fail_on_write = fail_on_write
-
-    def ensure_collection(self, dim: int) -> None:
-        pass
-
-    def upsert(self, points: Sequence[IndexedChunk]) -> None:
-        if self._fail_on_write == len(self.writes):
-            raise RuntimeError("disk full")
-        self.writes.append(len(points))
-        self.points.update({p.chunk.id: p for p in points})
-
-    def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        return []
-
-    def delete_by_source(self, tenant: str, source: str, keep_ids: Sequence[str] = ()) -> None:
-        self.deletes.append((source, tuple(keep_ids)))
-
-    def delete(self, filters: Filters) -> None:
-        raise NotImplementedError
-
-    def count(self, filters: Filters | None = None) -> int:
-        return len(self.points)
-
-    def close(self) -> None:
-        pass
+from tests.fakes import HashEmbedder, MemoryStore
 
 
 def _chunks(source: str, n: int) -> list[Chunk]:
@@ -65,7 +31,7 @@ def test_small_sources_share_full_batches_and_finish_after_their_last_write() ->
     writer.close()
     assert store.writes == [4, 4]
     assert sorted(done) == [("a", 3), ("b", 3), ("c", 2), ("empty", 0)]
-    assert ("empty", ()) in store.deletes  # an emptied source loses its old points
+    assert ("default", "empty", ()) in store.deletes  # an emptied source loses its old points
     assert len(store.points) == 8
 
 

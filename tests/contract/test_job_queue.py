@@ -1,0 +1,170 @@
+"""One contract for every `JobQueue` adapter: in-process, and Redis (Dramatiq).
+
+The Redis cases run on the real Redis at 127.0.0.1:6379; without one they skip with the
+reason, and under CI (CI=true) they fail instead. A fork that adds an adapter adds one
+fixture param here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+from core.errors import IngestError, StoreError
+from core.ports import JobQueue
+from core.types import IngestJob, JobState, JobStatus
+from ingest.jobs import InProcessJobQueue, RedisJobQueue
+
+pytestmark = pytest.mark.integration
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+Handler = Callable[[IngestJob], JobStatus]
+QueueFactory = Callable[..., JobQueue]  # (handler, max_attempts=3, backoff_s=0.01)
+
+
+@contextmanager
+def _redis_namespace() -> Iterator[str]:
+    """A key prefix of its own on the real Redis, deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"CI needs Redis at {REDIS_URL}: {exc}") from exc
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); start one to run these tests")
+    name = f"rag-contract-{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        for key in client.scan_iter(match=f"{name}*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def make_queue(request: pytest.FixtureRequest) -> Iterator[QueueFactory]:
+    with ExitStack() as closing:  # the queues first, then their Redis keys
+        namespace = closing.enter_context(_redis_namespace()) if request.param == "redis" else ""
+
+        def factory(handler: Handler, max_attempts: int = 3, backoff_s: float = 0.01) -> JobQueue:
+            queue: JobQueue
+            if request.param == "in-process":
+                queue = InProcessJobQueue(handler, max_attempts=max_attempts, backoff_s=backoff_s)
+            else:
+                redis_queue = RedisJobQueue(
+                    REDIS_URL,
+                    handler,
+                    namespace=namespace,
+                    max_attempts=max_attempts,
+                    backoff_s=backoff_s,
+                )
+                redis_queue.start_worker()
+                queue = redis_queue
+            closing.callback(queue.close)
+            return queue
+
+        yield factory
+
+
+def _wait(queue: JobQueue, job_id: str, deadline_s: float = 30.0) -> JobStatus:
+    """Poll with a deadline until the job leaves queued/running."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        status = queue.status(job_id)
+        if status and status.state not in (JobState.QUEUED, JobState.RUNNING):
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} did not finish: {queue.status(job_id)}")
+
+
+def test_a_job_runs_once_and_its_status_says_what_it_did(make_queue: QueueFactory) -> None:
+    seen: list[IngestJob] = []
+
+    def handler(job: IngestJob) -> JobStatus:
+        seen.append(job)
+        return JobStatus(job.id, JobState.SUCCEEDED, documents=1, chunks=4)
+
+    queue = make_queue(handler)
+    job = IngestJob("one", (("/uploads/one/a.md", "a.md"),), "acme", ("legal",))
+    assert queue.submit(job) == "one"
+    status = _wait(queue, "one")
+    assert seen == [job]  # the job arrives whole, tenant and groups included
+    assert (status.state, status.attempts, status.documents, status.chunks) == (
+        JobState.SUCCEEDED,
+        1,
+        1,
+        4,
+    )
+    assert status.tenant == "acme"
+    assert status.updated_at
+    assert queue.status("never-submitted") is None
+    assert queue.dead_letters() == []
+
+
+def test_transient_errors_are_retried_with_exponential_backoff(make_queue: QueueFactory) -> None:
+    """Every adapter waits at least half of backoff_s x 2^(n-1) before retry n."""
+    backoff_s, attempts = 0.2, []
+
+    def flaky(job: IngestJob) -> JobStatus:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise StoreError("Qdrant is restarting")
+        return JobStatus(job.id, JobState.SUCCEEDED, documents=1)
+
+    queue = make_queue(flaky, max_attempts=3, backoff_s=backoff_s)
+    status = _wait(queue, queue.submit(IngestJob("flaky", ())))
+    assert (status.state, status.attempts) == (JobState.SUCCEEDED, 3)
+    assert queue.dead_letters() == []
+    waits = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    least = [0.5 * backoff_s * 2 ** (n - 1) for n in (1, 2)]
+    assert all(w >= low - 0.01 for w, low in zip(waits, least, strict=True)), (waits, least)
+
+
+def test_a_job_that_keeps_failing_is_dead_lettered_with_its_reason(
+    make_queue: QueueFactory,
+) -> None:
+    def broken(job: IngestJob) -> JobStatus:
+        raise StoreError("connection refused")
+
+    queue = make_queue(broken, max_attempts=2)
+    status = _wait(queue, queue.submit(IngestJob("outage", ())))
+    assert (status.state, status.attempts) == (JobState.FAILED, 2)
+    assert status.errors["job"] == "StoreError: connection refused"
+    assert queue.dead_letters() == ["outage"]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (IngestError("no parser for .xyz"), "IngestError: no parser for .xyz"),
+        (ValueError("a bug: /srv/secret/path"), "ValueError (see the server log)"),  # no path
+    ],
+)
+def test_other_errors_fail_at_once_and_the_worker_keeps_serving(
+    make_queue: QueueFactory, error: Exception, reason: str
+) -> None:
+    calls: list[str] = []
+
+    def handler(job: IngestJob) -> JobStatus:
+        calls.append(job.id)
+        if job.id == "bug":
+            raise error
+        return JobStatus(job.id, JobState.SUCCEEDED)
+
+    queue = make_queue(handler)
+    failed = _wait(queue, queue.submit(IngestJob("bug", ())))
+    after = _wait(queue, queue.submit(IngestJob("next", ())))
+    assert (failed.state, failed.attempts) == (JobState.FAILED, 1)
+    assert failed.errors["job"] == reason
+    assert after.state is JobState.SUCCEEDED
+    assert calls == ["bug", "next"]
+    assert queue.dead_letters() == ["bug"]
