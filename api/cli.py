@@ -476,20 +476,15 @@ def worker(
     import signal
     import threading
 
-    from ingest.jobs import RedisJobQueue
-
     ctx = _context()
-    queue = ctx.jobs
-    if not isinstance(queue, RedisJobQueue):
-        console.print(
-            "[red]error:[/red] `rag worker` serves RAG_JOBS__BACKEND=redis; the "
-            "in-process queue runs inside `rag serve`"
-        )
-        raise typer.Exit(1)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    queue.start_worker(threads)
+    try:
+        ctx.jobs.start_worker(threads)
+    except RagError as exc:
+        ctx.close()
+        _fail(exc)
     console.print(f"worker: {threads} thread(s) on {ctx.settings.jobs.redis_url}")
     stop.wait()
     ctx.close()

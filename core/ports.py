@@ -207,4 +207,9 @@ class JobQueue(Protocol):
 
     def dead_letters(self) -> list[str]: ...
 
+    def start_worker(self, threads: int = 1) -> None:
+        """Consume jobs in this process (`rag worker`). A queue whose worker already runs
+        inside the API process refuses with a `ConfigError` that says so."""
+        ...
+
     def close(self) -> None: ...

@@ -31,7 +31,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from core.errors import ModelUnavailableError, QueueError, RagError, StoreError
+from core.errors import ConfigError, ModelUnavailableError, QueueError, RagError, StoreError
 from core.types import DEFAULT_TENANT, IngestJob, JobState, JobStatus
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,12 @@ class InProcessJobQueue:
         result.attempts = attempt
         result.tenant = job.tenant
         self._set(result)
+
+    def start_worker(self, threads: int = 1) -> None:
+        raise ConfigError(
+            "`rag worker` serves RAG_JOBS__BACKEND=redis; the in-process queue runs its "
+            "worker inside `rag serve`"
+        )
 
     def close(self) -> None:
         self._jobs.put(None)

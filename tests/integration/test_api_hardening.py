@@ -389,3 +389,20 @@ def test_without_auth_only_loopback_connections_are_served(settings: Settings) -
         assert "loopback" in refused.json()["detail"]
     with TestClient(app, base_url="http://127.0.0.1:8000") as local:
         assert local.post("/v1/search", json={"query": "x"}).status_code == 200
+
+
+def test_rag_worker_says_the_in_process_queue_needs_none(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.cli import app
+    from core.settings import get_settings
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RAG_JOBS__BACKEND", "inprocess")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["worker"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "RAG_JOBS__BACKEND=redis" in result.output
