@@ -6,12 +6,11 @@ cases from `retrieval.service` (search, ask) and `ingest.service` (documents, jo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +24,6 @@ from api import errors
 from api.schemas import (
     AskRequest,
     AskResponse,
-    CostOut,
     Health,
     Hit,
     JobAccepted,
@@ -47,7 +45,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.settings import Settings, get_settings
-from core.types import Answer, IngestJob, Principal, RequestContext, Role, Rung
+from core.types import Answer, CostLine, IngestJob, Principal, RequestContext, Role, Rung
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.service import discard_upload
@@ -138,16 +136,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=api.max_body_kb * 1024,
     )
 
-    async def _generation(context: AppContext, who: Principal) -> AbstractAsyncContextManager[None]:
-        """A generation slot (bounded in flight), after the principal's token quota."""
+    @asynccontextmanager
+    async def _generation(context: AppContext, who: Principal) -> AsyncIterator[None]:
+        """A generation slot (bounded in flight), after the principal's token quota. The
+        quota may live on Redis, so it is read and charged off the event loop."""
         if context.settings.llm.enabled:
-            context.limiter.check_tokens(who)
-        return context.gate.slot()
+            await run_in_threadpool(context.limiter.check_tokens, who)
+        async with context.gate.slot():
+            yield
 
-    def _count_tokens(context: AppContext, who: Principal, answer: Answer) -> None:
-        usage = answer.provenance.usage if answer.provenance else None
-        if usage is not None and answer.provenance and answer.provenance.rung == Rung.LLM:
-            context.limiter.record_tokens(who, usage.input_tokens + usage.output_tokens)
+    async def _count_tokens(context: AppContext, who: Principal, answer: Answer) -> None:
+        p = answer.provenance
+        if p is not None and p.rung is Rung.LLM:
+            tokens = p.usage.input_tokens + p.usage.output_tokens
+            await run_in_threadpool(context.limiter.record_tokens, who, tokens)
 
     @app.get(
         "/healthz",
@@ -182,11 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def ask(body: AskRequest, who: Reader, context: Context) -> AskResponse:
         """A grounded answer with citations, from the documents you may read."""
         scope = _ask_context(who, body)
-        async with await _generation(context, who):
+        async with _generation(context, who):
             answer = await run_in_threadpool(
                 context.service.ask, body.question, body.top_k, body.filters, scope
             )
-        _count_tokens(context, who, answer)
+        await _count_tokens(context, who, answer)
         return AskResponse.of(answer)
 
     @app.post(
@@ -199,14 +201,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Server-sent events: `token` events while the model writes, then one `answer`
         event (the AskResponse JSON). Fallback happens before the first token."""
         scope = _ask_context(who, body)
-        slot = await _generation(context, who)
-        await slot.__aenter__()
+        slot = AsyncExitStack()  # held until the stream ends, not when this handler returns
+        await slot.enter_async_context(_generation(context, who))
         try:
             events = context.service.ask_stream(body.question, body.top_k, body.filters, scope)
             # Retrieval runs before the response starts, so its errors still get a status.
             first = await run_in_threadpool(next, events, None)
         except BaseException:
-            await slot.__aexit__(None, None, None)
+            await slot.aclose()
             raise
 
         async def sse() -> AsyncIterator[str]:
@@ -214,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 event = first
                 while event is not None:
                     if event.answer is not None:
-                        _count_tokens(context, who, event.answer)
+                        await _count_tokens(context, who, event.answer)
                         payload = AskResponse.of(event.answer).model_dump_json()
                         yield f"event: answer\ndata: {payload}\n\n"
                     else:
@@ -224,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 payload = errors.stream_error(exc)
                 yield f"event: error\ndata: {payload}\n\n"
             finally:
-                await slot.__aexit__(None, None, None)
+                await slot.aclose()
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 
@@ -300,14 +302,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise NotFoundError(f"no document {source[:200]!r} in the index")
         return Response(status_code=204)
 
-    @app.get("/v1/costs", response_model=list[CostOut], tags=["ops"])
+    @app.get("/v1/costs", response_model=list[CostLine], tags=["ops"])
     async def costs(
         request: Request,
         who: Reader,
         context: Context,
         days: Annotated[int, Query(ge=1, le=366)] = 30,
         tenant: Annotated[Name | None, Query(description="Admins: any tenant")] = None,
-    ) -> list[CostOut]:
+    ) -> list[CostLine]:
         """LLM spend by day and model: your tenant's, or (admin) any tenant's or all."""
         unknown = sorted(set(request.query_params) - {"days", "tenant"})
         if unknown:  # a misspelt `tenant` must not silently mean "my tenant"
@@ -316,8 +318,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             check_tenant(who, tenant)
             tenant = who.tenant
         since = datetime.now(UTC) - timedelta(days=days)
-        lines = await run_in_threadpool(context.ledger.report, since, tenant)
-        return [CostOut(**dataclasses.asdict(line)) for line in lines]
+        return await run_in_threadpool(context.ledger.report, since, tenant)
 
     @app.post("/v1/keys", response_model=KeyCreated, status_code=201, tags=["admin"])
     async def create_key(body: KeyCreate, who: Admin, context: Context) -> KeyCreated:

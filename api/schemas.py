@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
@@ -214,21 +213,6 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[dict[str, str]] | None = None
-
-
-class CostOut(BaseModel):
-    """A tenant's LLM spend on a model on a day (cache hits and what they saved included)."""
-
-    day: date
-    tenant: str
-    model: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    saved_usd: float
-    saved_tokens: int
-    cache_hits: int
 
 
 class KeyCreate(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal, NewType, TypeAlias
 
@@ -332,6 +332,22 @@ class LedgerEntry:
     saved_tokens: int = 0
     latency_ms: float = 0.0
     route: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One line of a cost report: a tenant's spend on a model on a day."""
+
+    day: date
+    tenant: str
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    saved_usd: float
+    saved_tokens: int
+    cache_hits: int
 
 
 @dataclass(frozen=True, slots=True)

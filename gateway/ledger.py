@@ -10,7 +10,6 @@ Times are stored as naive UTC, the one convention both databases read the same w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from core.errors import ConfigError, LedgerError
-from core.types import LedgerEntry, Rung
+from core.types import CostLine, LedgerEntry, Rung
 
 #: The stored values of the rungs a cache hit answers on (`Rung.from_cache`).
 _CACHE_RUNGS = tuple(rung.value for rung in Rung if rung.from_cache)
@@ -61,22 +60,6 @@ def _utc_naive(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment
     return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True, slots=True)
-class CostLine:
-    """One line of a cost report: a tenant's spend on a model on a day."""
-
-    day: date
-    tenant: str
-    model: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    saved_usd: float
-    saved_tokens: int
-    cache_hits: int
 
 
 class SqlLedger:

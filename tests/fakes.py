@@ -13,12 +13,16 @@ from core.errors import IngestError, InvalidRequestError, ProviderError, SchemaM
 from core.types import (
     Answer,
     ChatMessage,
+    Chunk,
+    Citation,
     Completion,
     Element,
     Filters,
     IndexedChunk,
     ParsedDocument,
+    Provenance,
     RequestContext,
+    Rung,
     Scope,
     ScoredChunk,
     SearchMode,
@@ -180,6 +184,42 @@ class EchoGenerator:
             bool(passages),
             self.name,
             tuple(passages),
+        )
+
+
+class GroundedLlm:
+    """An "LLM" whose answers are grounded and cited: the kind the answer cache keeps.
+
+    It quotes the first passage it is given (or, given none, a placeholder in `source`)
+    and cites it, so a test can see whose documents an answer was built from.
+    """
+
+    def __init__(self, source: str = "ids.md") -> None:
+        self._source = source
+
+    @property
+    def name(self) -> str:
+        return "fake-llm"
+
+    def generate(
+        self,
+        question: str,
+        passages: Sequence[ScoredChunk],
+        context: RequestContext | None = None,
+    ) -> Answer:
+        chunk = (
+            passages[0].chunk
+            if passages
+            else Chunk("id-1", self._source, "Ids are uuid5 hashes.", "", "", None, 0, "h")
+        )
+        return Answer(
+            question,
+            f"{chunk.text} [1]",
+            (Citation.of(1, chunk),),
+            True,
+            self.name,
+            tuple(passages),
+            provenance=Provenance(Rung.LLM, self.name, "r", usage=Usage(10, 5), grounded=True),
         )
 
 

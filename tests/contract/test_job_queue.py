@@ -8,11 +8,9 @@ fixture param here.
 from __future__ import annotations
 
 import itertools
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import pytest
 
@@ -20,40 +18,18 @@ from core.errors import IngestError, StoreError
 from core.ports import JobQueue
 from core.types import IngestJob, JobState, JobStatus
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
+from tests.services import REDIS_URL, redis_namespace
 
 pytestmark = pytest.mark.integration
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 Handler = Callable[[IngestJob], JobStatus]
 QueueFactory = Callable[..., JobQueue]  # (handler, max_attempts=3, backoff_s=0.01)
 
 
-@contextmanager
-def _redis_namespace() -> Iterator[str]:
-    """A key prefix of its own on the real Redis, deleted afterwards."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        client.close()
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs Redis at {REDIS_URL}: {exc}") from exc
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); start one to run these tests")
-    name = f"rag-contract-{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        for key in client.scan_iter(match=f"{name}*"):
-            client.delete(key)
-        client.close()
-
-
 @pytest.fixture(params=["in-process", "redis"])
 def make_queue(request: pytest.FixtureRequest) -> Iterator[QueueFactory]:
     with ExitStack() as closing:  # the queues first, then their Redis keys
-        namespace = closing.enter_context(_redis_namespace()) if request.param == "redis" else ""
+        namespace = closing.enter_context(redis_namespace()) if request.param == "redis" else ""
 
         def factory(handler: Handler, max_attempts: int = 3, backoff_s: float = 0.01) -> JobQueue:
             queue: JobQueue

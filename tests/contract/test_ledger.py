@@ -7,44 +7,17 @@ instead. A fork that adds a database (or another `Ledger`) adds one fixture para
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from core.types import LedgerEntry, Rung
 from gateway.ledger import SqlLedger
+from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@contextmanager
-def _postgres_schema() -> Iterator[str]:
-    """The URL of a throwaway schema on the real server, dropped afterwards."""
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL at {PG_URL}: {exc}") from exc
-        pytest.skip(f"no PostgreSQL at {PG_URL}; start one to run these tests")
-    schema = f"ledger_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,7 +27,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLedger
         yield ledger
         ledger.close()
         return
-    with _postgres_schema() as url:
+    with postgres_schema("ledger") as url:
         ledger = SqlLedger(url)
         yield ledger
         ledger.close()

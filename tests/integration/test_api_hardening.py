@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from core.settings import Settings
+from tests.services import cli_settings
 
 pytestmark = pytest.mark.integration
 
@@ -261,22 +262,13 @@ def test_the_cli_says_when_the_server_holds_the_embedded_store(
 ) -> None:
     from api.cli import app
     from api.wiring import build_app_context
-    from core.settings import get_settings
 
     server = build_app_context(settings)
     _ = server.store  # what `rag serve` holds while it runs
-    for key, value in {
-        "RAG_DATA_DIR": settings.data_dir,
-        "RAG_STORE__PATH": settings.store.path,
-        "RAG_STORE__COLLECTION": settings.store.collection,
-        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
-    }.items():
-        monkeypatch.setenv(key, str(value))
-    get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, ["search", "anything"])
+        with cli_settings(monkeypatch, settings):
+            result = CliRunner().invoke(app, ["search", "anything"])
     finally:
-        get_settings.cache_clear()
         server.close()
     assert result.exit_code == 1
     assert "in use by another process" in result.output
@@ -355,12 +347,9 @@ def test_costs_are_scoped_to_the_tenant_unless_admin(settings: Settings) -> None
 
 def test_rag_keys_create_list_revoke(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from api.cli import app
-    from core.settings import get_settings
 
-    monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
     runner = CliRunner()
-    try:
+    with cli_settings(monkeypatch, settings):
         created = runner.invoke(app, ["keys", "create", "--tenant", "acme", "--role", "ingestor"])
         assert created.exit_code == 0, created.output
         token = created.output.strip().splitlines()[-1]
@@ -374,8 +363,6 @@ def test_rag_keys_create_list_revoke(settings: Settings, monkeypatch: pytest.Mon
         assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 1
         bad = runner.invoke(app, ["keys", "create", "--tenant", "a/b"])
         assert bad.exit_code == 2
-    finally:
-        get_settings.cache_clear()
 
 
 def test_without_auth_only_loopback_connections_are_served(settings: Settings) -> None:
@@ -395,14 +382,8 @@ def test_rag_worker_says_the_in_process_queue_needs_none(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from api.cli import app
-    from core.settings import get_settings
 
-    monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("RAG_JOBS__BACKEND", "inprocess")
-    get_settings.cache_clear()
-    try:
+    with cli_settings(monkeypatch, settings, RAG_JOBS__BACKEND="inprocess"):
         result = CliRunner().invoke(app, ["worker"])
-    finally:
-        get_settings.cache_clear()
     assert result.exit_code == 1
     assert "RAG_JOBS__BACKEND=redis" in result.output

@@ -5,8 +5,6 @@ Skips with a reason where no PostgreSQL runs; under CI (CI=true) it must run, ne
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,30 +14,16 @@ import sqlalchemy as sa
 from auth.keys import REJECTED, KeyStore
 from core.errors import AuthenticationError
 from core.types import Principal, Role
+from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def schema_url() -> Iterator[str]:
     """A URL whose search_path is a fresh schema, dropped afterwards."""
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL at {PG_URL}: {exc}") from exc
-        pytest.skip(f"no PostgreSQL at {PG_URL}; start one to run this test")
-    schema = f"keys_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with postgres_schema("keys") as url:
+        yield url
 
 
 def test_the_key_lifecycle_on_postgresql(schema_url: str) -> None:

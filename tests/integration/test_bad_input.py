@@ -16,6 +16,7 @@ from api.wiring import build_app_context
 from core.settings import Settings
 from ingest.parse import SUPPORTED_SUFFIXES, UnstructuredParser
 from ingest.pipeline import discover
+from tests.services import cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -138,15 +139,9 @@ def test_the_cli_names_each_failure_once_and_keeps_its_report_format(
     folder.mkdir()
     (folder / "good.md").write_text("# Good\n\nA perfectly fine note about oceans.\n")
     (folder / "empty.md").write_bytes(b"")
-    for key, value in {
-        "RAG_DATA_DIR": settings.data_dir,
-        "RAG_STORE__PATH": settings.store.path,
-        "RAG_STORE__COLLECTION": settings.store.collection,
-        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
-        "RAG_INGEST__PARSE_WORKERS": 1,
-        "COLUMNS": 400,  # rich would wrap the long temporary paths
-    }.items():
-        monkeypatch.setenv(key, str(value))
+    # COLUMNS: rich would wrap the long temporary paths
+    for key, value in cli_env(settings, RAG_INGEST__PARSE_WORKERS=1, COLUMNS=400).items():
+        monkeypatch.setenv(key, value)
     report = tmp_path / "report.json"
     get_settings.cache_clear()
     try:

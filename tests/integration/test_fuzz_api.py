@@ -23,10 +23,10 @@ from schemathesis.generation.modes import GenerationMode
 
 from api.app import create_app
 from api.wiring import build_app_context
-from core.settings import AuthSettings, LimitSettings, Settings
 from core.types import Role
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import discover
+from tests.services import keys_settings
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +54,9 @@ class Fuzz:
 
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
-    from tests.conftest import PROJECT_ROOT
-
     tmp = tmp_path_factory.mktemp("fuzz")
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp / "data",
-        store={"backend": "edge", "path": tmp / "qdrant", "collection": "fuzz"},  # type: ignore[arg-type]
-        embedding={"models_dir": PROJECT_ROOT / ".models"},  # type: ignore[arg-type]
-        api={"allowed_hosts": ["testserver"]},  # type: ignore[arg-type]  # schemathesis' Host
-        auth=AuthSettings(mode="keys"),
-        limits=LimitSettings(requests_per_minute=1_000_000),  # no 429s mid-fuzz
-    )
+    # schemathesis sends `Host: testserver`; no 429s mid-fuzz
+    settings = keys_settings(tmp, "fuzz", requests_per_minute=1_000_000)
     ctx = build_app_context(settings)
     docs = tmp / "acme"
     docs.mkdir()

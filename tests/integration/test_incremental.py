@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from core.types import RequestContext
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestReport, discover
 from tests.conftest import PROJECT_ROOT
+from tests.services import subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -96,16 +96,7 @@ def test_kill_9_mid_batch_then_rerun_completes_without_duplicates_or_orphans(
 ) -> None:
     folder = tmp_path / "big"
     _write_corpus(folder, 80)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(
-        {
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "RAG_DATA_DIR": str(settings.data_dir),
-            "RAG_STORE__PATH": str(settings.store.path),
-            "RAG_STORE__COLLECTION": settings.store.collection,
-            "RAG_EMBEDDING__MODELS_DIR": str(settings.embedding.models_dir),
-        }
-    )
+    env = subprocess_env(settings)
     command = [sys.executable, "-u", "-m", "api.cli", "ingest", str(folder)]
     process = subprocess.Popen(
         command,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,19 +21,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.wiring import build_app_context
-from core.settings import AuthSettings, LimitSettings, Settings
+from core.settings import Settings
 from core.types import (
-    Answer,
-    Citation,
-    Provenance,
     RequestContext,
     Role,
-    Rung,
-    ScoredChunk,
-    Usage,
 )
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import discover
+from tests.fakes import GroundedLlm
+from tests.services import keys_settings
 
 pytestmark = pytest.mark.integration
 
@@ -62,18 +58,8 @@ def _folder(root: Path, files: dict[str, str]) -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.conftest import PROJECT_ROOT
-
     tmp = tmp_path_factory.mktemp("isolation")
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp / "data",
-        store={"backend": "edge", "path": tmp / "qdrant", "collection": "iso"},  # type: ignore[arg-type]
-        embedding={"models_dir": PROJECT_ROOT / ".models"},  # type: ignore[arg-type]
-        api={"allowed_hosts": ["testserver"]},  # type: ignore[arg-type]
-        auth=AuthSettings(mode="keys"),
-        limits=LimitSettings(requests_per_minute=10_000),
-    )
+    settings = keys_settings(tmp, "iso", requests_per_minute=10_000)
     ctx = build_app_context(settings)
     docs = ctx.documents
     acme = _folder(tmp / "acme", {"report.md": REPORT, "handbook.md": HANDBOOK})
@@ -396,31 +382,6 @@ def test_keys_are_shown_once_and_never_listed(world: World) -> None:
         assert token[len("rag_") + 13 :] not in listed.text  # the secret part
 
 
-class _GroundedEcho:
-    """An "LLM" that answers with the first passage's text and cites it, grounded."""
-
-    name = "fake-llm"
-
-    def generate(
-        self,
-        question: str,
-        passages: Sequence[ScoredChunk],
-        context: RequestContext | None = None,
-    ) -> Answer:
-        if not passages:
-            return Answer(question, "not found", (), False, self.name)
-        chunk = passages[0].chunk
-        return Answer(
-            question,
-            f"{chunk.text} [1]",
-            (Citation.of(1, chunk),),
-            True,
-            self.name,
-            tuple(passages),
-            provenance=Provenance(Rung.LLM, self.name, "r", usage=Usage(10, 5), grounded=True),
-        )
-
-
 def test_the_answer_cache_never_crosses_tenants_or_groups(world: World, tmp_path: Path) -> None:
     """The same question from another tenant or group is a miss, answered from its own
     documents; re-ingesting one tenant's report.md leaves the other's cached answers."""
@@ -430,7 +391,7 @@ def test_the_answer_cache_never_crosses_tenants_or_groups(world: World, tmp_path
 
     ctx: Any = world.client.app.state.context  # type: ignore[attr-defined]
     cache = SemanticCache(EdgeStore(tmp_path, "cache"), ctx.embedder, 0.9, 3600)
-    service = RagService(ctx.retriever(ctx.store), _GroundedEcho(), cache, corpus="c")
+    service = RagService(ctx.retriever(ctx.store), GroundedLlm(), cache, corpus="c")
     question = "What does the report say about revenue?"
     for who in ("acme", "globex", "acme|hr"):
         tenant, _, group = who.partition("|")

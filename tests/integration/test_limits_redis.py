@@ -7,10 +7,8 @@ Skips with a reason where no Redis runs; under CI (CI=true) it must run, never s
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -19,9 +17,9 @@ from auth.limits import RateLimiter
 from core.errors import RateLimitedError
 from core.settings import LimitSettings
 from core.types import Principal, Role
+from tests.services import REDIS_URL, redis_namespace
 
 pytestmark = pytest.mark.integration
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE = Principal("acme", Role.READER, (), "0123456789ab")
 BOB = Principal("acme", Role.READER, (), "ba9876543210")
 
@@ -29,20 +27,8 @@ BOB = Principal("acme", Role.READER, (), "ba9876543210")
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A key prefix of our own on db 0, its keys deleted afterwards."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs Redis at {REDIS_URL}: {exc}") from exc
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); start one to run these tests")
-    name = f"rag-test-limits-{uuid.uuid4().hex[:8]}"
-    yield name
-    for key in client.scan_iter(match=f"{name}*"):
-        client.delete(key)
-    client.close()
+    with redis_namespace("rag-test-limits") as name:
+        yield name
 
 
 def _replicas(

@@ -24,6 +24,7 @@ from ingest.pipeline import Indexer, discover, ingest_paths
 from tests.conftest import PROJECT_ROOT
 from tests.fakes import HashEmbedder, LineParser, MemoryStore
 from tests.processes import PROC, Proc, children, read, wait_until_gone
+from tests.services import subprocess_env
 
 pytestmark = [
     pytest.mark.integration,
@@ -67,17 +68,7 @@ def test_parse_workers_exit_when_the_ingest_process_is_killed(
     settings: Settings, tmp_path: Path
 ) -> None:
     folder = _corpus(tmp_path / "notes", 200)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(
-        {
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "RAG_DATA_DIR": str(settings.data_dir),
-            "RAG_STORE__PATH": str(settings.store.path),
-            "RAG_STORE__COLLECTION": settings.store.collection,
-            "RAG_EMBEDDING__MODELS_DIR": str(settings.embedding.models_dir),
-            "RAG_INGEST__PARSE_WORKERS": "2",
-        }
-    )
+    env = subprocess_env(settings, RAG_INGEST__PARSE_WORKERS=2)
     command = [sys.executable, "-u", "-m", "api.cli", "ingest", str(folder)]
     run = subprocess.Popen(  # small batches: documents are stored while most are unparsed
         command,

@@ -8,10 +8,8 @@ must run, never skip.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,27 +19,15 @@ from api.wiring import build_app_context
 from core.settings import Settings
 from core.types import IngestJob, JobState, JobStatus
 from ingest.jobs import RedisJobQueue
+from tests.services import REDIS_URL, redis_namespace, subprocess_env
 
 pytestmark = pytest.mark.integration
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs Redis at {REDIS_URL}: {exc}") from exc
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); start one to run these tests")
-    name = f"rag-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    for key in client.scan_iter(match=f"{name}*"):
-        client.delete(key)
-    client.close()
+    with redis_namespace() as name:
+        yield name
 
 
 def _wait(queue: RedisJobQueue, ids: list[str], deadline_s: float = 90.0) -> list[JobStatus]:
@@ -104,17 +90,11 @@ def test_a_rag_worker_process_serves_jobs_submitted_elsewhere(
 
     from tests.conftest import PROJECT_ROOT
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(
-        {
-            "PYTHONPATH": str(PROJECT_ROOT),
-            "RAG_DATA_DIR": str(settings.data_dir),
-            "RAG_STORE__PATH": str(settings.store.path),
-            "RAG_EMBEDDING__MODELS_DIR": str(settings.embedding.models_dir),
-            "RAG_JOBS__BACKEND": "redis",
-            "RAG_JOBS__REDIS_URL": REDIS_URL,
-            "RAG_JOBS__NAMESPACE": namespace,
-        }
+    env = subprocess_env(
+        settings,
+        RAG_JOBS__BACKEND="redis",
+        RAG_JOBS__REDIS_URL=REDIS_URL,
+        RAG_JOBS__NAMESPACE=namespace,
     )
     worker = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "worker"],

@@ -13,6 +13,7 @@ from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import discover
+from tests.services import cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -71,14 +72,8 @@ def test_ingest_refuses_a_changed_pipeline_and_reindex_switches(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = _corpus(tmp_path / "docs")
-    for key, value in {
-        "RAG_DATA_DIR": settings.data_dir,
-        "RAG_STORE__PATH": settings.store.path,
-        "RAG_STORE__COLLECTION": settings.store.collection,
-        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
-        "RAG_INGEST__PARSE_WORKERS": 1,
-    }.items():
-        monkeypatch.setenv(key, str(value))
+    for key, value in cli_env(settings, RAG_INGEST__PARSE_WORKERS=1).items():
+        monkeypatch.setenv(key, value)
     runner = CliRunner()
     get_settings.cache_clear()
     first = runner.invoke(app, ["ingest", str(folder)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,13 @@ from core.types import (
     QueryVector,
     RequestContext,
     Rung,
-    ScoredChunk,
     Usage,
     document_key,
 )
 from gateway.cache import SOURCE, CachedAnswer, SemanticCache, from_point, to_point
 from gateway.ledger import SqlLedger
 from store.edge import EdgeStore
-from tests.fakes import HashEmbedder
+from tests.fakes import GroundedLlm, HashEmbedder
 
 Parts = tuple[SemanticCache, "Clock", SqlLedger]
 Q = "how are chunk ids made in the ingest pipeline"
@@ -259,22 +258,6 @@ def test_a_put_with_the_lookups_vector_does_not_embed_again(tmp_path: Path) -> N
     assert embedder.queries == 0
     assert cache.lookup(Q, RequestContext(), "v1", vector=vector) is not None
     cache.close()
-
-
-class GroundedLlm:
-    """A generator whose every answer is a grounded LLM answer: the kind that is cached."""
-
-    @property
-    def name(self) -> str:
-        return "llm"
-
-    def generate(
-        self,
-        question: str,
-        passages: Sequence[ScoredChunk],
-        context: RequestContext | None = None,
-    ) -> Answer:
-        return _answer(question, "ids.md")
 
 
 def test_a_request_embeds_its_question_once_whether_it_misses_and_caches_or_hits(

@@ -1,0 +1,132 @@
+"""What tests need from the machine's real services, and how tests hand settings to a CLI.
+
+Redis and PostgreSQL tests skip with the reason where the service is not running, and fail
+instead under CI (`CI=true`), which must run them. Each test gets a namespace of its own
+(a Redis key prefix, a PostgreSQL schema) that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _unavailable(service: str, url: str, exc: Exception) -> None:
+    if os.environ.get("CI") == "true":
+        raise AssertionError(f"CI needs {service} at {url}: {exc}") from exc
+    pytest.skip(f"no {service} at {url} ({exc}); start one to run these tests")
+
+
+@contextmanager
+def redis_namespace(prefix: str = "rag-test") -> Iterator[str]:
+    """A key prefix of its own on the real Redis; its keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        _unavailable("Redis", REDIS_URL, exc)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        for key in client.scan_iter(match=f"{name}*"):
+            client.delete(key)
+        client.close()
+
+
+@contextmanager
+def postgres_schema(prefix: str = "test") -> Iterator[str]:
+    """The URL of a throwaway schema on the real PostgreSQL, dropped afterwards."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        _unavailable("PostgreSQL", PG_URL, exc)
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def cli_env(settings: Settings, **extra: object) -> dict[str, str]:
+    """The `RAG_*` variables that make a `rag` command (in-process or a subprocess) use
+    the same data folder, store and models as `settings`."""
+    env: Mapping[str, object] = {
+        "RAG_DATA_DIR": settings.data_dir,
+        "RAG_STORE__PATH": settings.store.path,
+        "RAG_STORE__COLLECTION": settings.store.collection,
+        "RAG_EMBEDDING__MODELS_DIR": settings.embedding.models_dir,
+        **extra,
+    }
+    return {key: str(value) for key, value in env.items()}
+
+
+def subprocess_env(settings: Settings, **extra: object) -> dict[str, str]:
+    """The environment of a `rag` subprocess: this one's, minus any `RAG_*` the caller
+    set, plus `cli_env(settings)` and the project on the import path."""
+    from tests.conftest import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    return {**env, "PYTHONPATH": str(PROJECT_ROOT), **cli_env(settings, **extra)}
+
+
+@contextmanager
+def cli_settings(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, **extra: object
+) -> Iterator[None]:
+    """Run in-process `rag` commands (typer's CliRunner) against `settings`: they read
+    the environment through the cached `get_settings()`, cleared before and after."""
+    from core.settings import get_settings
+
+    for key, value in cli_env(settings, **extra).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()
+
+
+def keys_settings(folder: Path, collection: str, requests_per_minute: int) -> Settings:
+    """An API in `keys` mode over its own embedded store under `folder` (TestClient's
+    `Host: testserver` allowed), with a rate limit the test chooses."""
+    from core.settings import (
+        ApiSettings,
+        AuthSettings,
+        EmbeddingSettings,
+        LimitSettings,
+        StoreSettings,
+    )
+    from tests.conftest import PROJECT_ROOT
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=folder / "data",
+        store=StoreSettings(backend="edge", path=folder / "qdrant", collection=collection),
+        embedding=EmbeddingSettings(models_dir=PROJECT_ROOT / ".models"),
+        api=ApiSettings(allowed_hosts=["testserver"]),
+        auth=AuthSettings(mode="keys"),
+        limits=LimitSettings(requests_per_minute=requests_per_minute),
+    )
