@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, mcp_server, observability, openai_compat, playground
+from api.deps import Context, count_tokens, generation
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -37,7 +38,7 @@ from api.schemas import (
     SearchResponse,
 )
 from api.security import Admin, Hardening, Ingestor, Reader, check_tenant, request_context
-from api.wiring import AppContext, build_app_context
+from api.wiring import build_app_context
 from core.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -45,7 +46,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.settings import Settings, get_settings
-from core.types import Answer, CostLine, IngestJob, Principal, RequestContext, Role, Rung
+from core.types import CostLine, IngestJob, Principal, RequestContext, Role
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.service import discard_upload
@@ -62,14 +63,6 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
     }
     for code in (400, 401, 403, 404, 413, 422, 429, 503)
 }
-
-
-def _context(request: Request) -> AppContext:
-    context: AppContext = request.app.state.context
-    return context
-
-
-Context = Annotated[AppContext, Depends(_context)]
 
 
 def _upload_name(raw: str | None) -> str:
@@ -110,7 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _ = context.oidc
         app.state.context = context
         try:
-            yield
+            async with mcp_server.running(app):
+                yield
         finally:
             context.close()
 
@@ -120,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hybrid retrieval with grounded, cited answers.",
         lifespan=lifespan,
         responses=_PROBLEMS,
+        telemetry=observability.telemetry_config(settings),
     )
     errors.register(app)
     if api.cors_origins:
@@ -135,21 +130,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cors_origins=api.cors_origins,
         max_body_size=api.max_body_kb * 1024,
     )
-
-    @asynccontextmanager
-    async def _generation(context: AppContext, who: Principal) -> AsyncIterator[None]:
-        """A generation slot (bounded in flight), after the principal's token quota. The
-        quota may live on Redis, so it is read and charged off the event loop."""
-        if context.settings.llm.enabled:
-            await run_in_threadpool(context.limiter.check_tokens, who)
-        async with context.gate.slot():
-            yield
-
-    async def _count_tokens(context: AppContext, who: Principal, answer: Answer) -> None:
-        p = answer.provenance
-        if p is not None and p.rung is Rung.LLM:
-            tokens = p.usage.input_tokens + p.usage.output_tokens
-            await run_in_threadpool(context.limiter.record_tokens, who, tokens)
+    observability.install(app, settings)  # outermost: every request is logged and counted
+    app.include_router(openai_compat.router)
+    app.include_router(playground.router)
+    mcp_server.mount(app)
 
     @app.get(
         "/healthz",
@@ -184,11 +168,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def ask(body: AskRequest, who: Reader, context: Context) -> AskResponse:
         """A grounded answer with citations, from the documents you may read."""
         scope = _ask_context(who, body)
-        async with _generation(context, who):
+        async with generation(context, who):
             answer = await run_in_threadpool(
                 context.service.ask, body.question, body.top_k, body.filters, scope
             )
-        await _count_tokens(context, who, answer)
+        await count_tokens(context, who, answer)
         return AskResponse.of(answer)
 
     @app.post(
@@ -202,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         event (the AskResponse JSON). Fallback happens before the first token."""
         scope = _ask_context(who, body)
         slot = AsyncExitStack()  # held until the stream ends, not when this handler returns
-        await slot.enter_async_context(_generation(context, who))
+        await slot.enter_async_context(generation(context, who))
         try:
             events = context.service.ask_stream(body.question, body.top_k, body.filters, scope)
             # Retrieval runs before the response starts, so its errors still get a status.
@@ -216,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 event = first
                 while event is not None:
                     if event.answer is not None:
-                        await _count_tokens(context, who, event.answer)
+                        await count_tokens(context, who, event.answer)
                         payload = AskResponse.of(event.answer).model_dump_json()
                         yield f"event: answer\ndata: {payload}\n\n"
                     else:

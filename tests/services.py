@@ -130,3 +130,42 @@ def keys_settings(folder: Path, collection: str, requests_per_minute: int) -> Se
         auth=AuthSettings(mode="keys"),
         limits=LimitSettings(requests_per_minute=requests_per_minute),
     )
+
+
+@contextmanager
+def live_server(settings: Settings, *, ingest: Path | None = None) -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port, in a thread; yields its base
+    URL (``http://127.0.0.1:PORT``). For clients that need real HTTP: the OpenAI SDK
+    streaming, MCP's streamable HTTP client, a browser, a load generator. `ingest` is a
+    folder ingested into the store before the server opens it."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from api.app import create_app
+    from api.wiring import build_app_context
+    from ingest.parse import SUPPORTED_SUFFIXES
+    from ingest.pipeline import discover
+
+    if ingest is not None:
+        context = build_app_context(settings)
+        context.documents.ingest(discover(ingest, SUPPORTED_SUFFIXES), ingest)
+        context.close()  # the server opens the shard itself
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start; see the log above")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,44 @@
+"""What every route module shares: the app's context as a dependency, the generation slot
+(token quota, then bounded concurrency) and the token count after an answer.
+
+Route modules (`api/app.py`, `api/openai_compat.py`, ...) import these instead of
+reaching into each other, so a surface can be added without touching the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.wiring import AppContext
+from core.types import Answer, Principal, Rung
+
+
+def _context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+Context = Annotated[AppContext, Depends(_context)]
+
+
+@asynccontextmanager
+async def generation(context: AppContext, who: Principal) -> AsyncIterator[None]:
+    """A generation slot (bounded in flight), after the principal's token quota. The
+    quota may live on Redis, so it is read and charged off the event loop."""
+    if context.settings.llm.enabled:
+        await run_in_threadpool(context.limiter.check_tokens, who)
+    async with context.gate.slot():
+        yield
+
+
+async def count_tokens(context: AppContext, who: Principal, answer: Answer) -> None:
+    """Charge the tokens a model answer used to the principal's quota."""
+    p = answer.provenance
+    if p is not None and p.rung is Rung.LLM:
+        tokens = p.usage.input_tokens + p.usage.output_tokens
+        await run_in_threadpool(context.limiter.record_tokens, who, tokens)
