@@ -6,21 +6,22 @@ cases from `retrieval.service` (search, ask) and `ingest.service` (documents, jo
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from api import errors, mcp_server, observability, openai_compat, playground
+from api import docs, errors, health, mcp_server, observability, openai_compat, playground
 from api.deps import Context, count_tokens, generation
 from api.schemas import (
     AskRequest,
@@ -46,7 +47,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.settings import Settings, get_settings
-from core.types import CostLine, IngestJob, Principal, RequestContext, Role
+from core.types import AnswerEvent, CostLine, IngestJob, Principal, RequestContext, Role
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.service import discard_upload
@@ -87,6 +88,36 @@ def _upload_name(raw: str | None) -> str:
     return name
 
 
+@dataclass(frozen=True, slots=True)
+class _AnswerStream:
+    first: AnswerEvent | None
+    events: Iterator[AnswerEvent]
+
+
+def _ask_context(who: Principal, body: AskRequest) -> RequestContext:
+    return request_context(who, body.tenant, body.access_groups, body.sensitivity)
+
+
+async def _answer_stream(
+    body: AskRequest, who: Reader, context: Context
+) -> AsyncIterator[_AnswerStream]:
+    """Retrieval and the first event, before the response starts (so their errors
+    still get a status), holding a generation slot until the stream has ended."""
+    scope = _ask_context(who, body)
+    async with generation(context, who):
+        events = context.service.ask_stream(body.question, body.top_k, body.filters, scope)
+        try:
+            first = await run_in_threadpool(next, events, None)
+            yield _AnswerStream(first, events)
+        finally:  # also when the client went away: stop the model's stream
+            close = getattr(events, "close", None)
+            if close is not None:
+                await run_in_threadpool(close)
+
+
+AnswerStream = Annotated[_AnswerStream, Depends(_answer_stream)]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own settings, `rag serve` uses the environment."""
     settings = settings or get_settings()
@@ -115,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=_PROBLEMS,
         telemetry=observability.telemetry_config(settings),
+        docs_url=None,  # served from packaged assets by `api.docs`, not from a CDN
+        redoc_url=None,
     )
     errors.register(app)
     if api.cors_origins:
@@ -133,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observability.install(app, settings)  # outermost: every request is logged and counted
     app.include_router(openai_compat.router)
     app.include_router(playground.router)
+    docs.install(app)
     mcp_server.mount(app)
 
     @app.get(
@@ -152,6 +186,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             embedding_model=context.embedder.name,
         )
 
+    @app.get(
+        "/readyz",
+        response_model=health.ReadyReport,
+        tags=["ops"],
+        responses={503: {"model": health.ReadyReport}},
+    )
+    async def readyz(context: Context) -> JSONResponse:
+        """Readiness: store, queue, metadata databases and (with the LLM) its models, each
+        under a short deadline. 503 when a required part is down; `degraded` when no model
+        answers (answers are extractive until one does)."""
+        report = await health.readiness(context)
+        status = 503 if report.status is health.Readiness.NOT_READY else 200
+        return JSONResponse(report.model_dump(mode="json"), status_code=status)
+
     @app.post("/v1/search", response_model=SearchResponse, tags=["query"])
     async def search(body: SearchRequest, who: Reader, context: Context) -> SearchResponse:
         """Ranked passages from the documents your credentials may read."""
@@ -160,9 +208,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context.service.search, body.query, body.top_k, body.filters, body.mode, scope
         )
         return SearchResponse(hits=[Hit.of(h) for h in hits])
-
-    def _ask_context(who: Principal, body: AskRequest) -> RequestContext:
-        return request_context(who, body.tenant, body.access_groups, body.sensitivity)
 
     @app.post("/v1/ask", response_model=AskResponse, tags=["query"])
     async def ask(body: AskRequest, who: Reader, context: Context) -> AskResponse:
@@ -177,42 +222,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post(
         "/v1/ask/stream",
+        response_class=EventSourceResponse,
         tags=["query"],
-        response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
     )
-    async def ask_stream(body: AskRequest, who: Reader, context: Context) -> StreamingResponse:
-        """Server-sent events: `token` events while the model writes, then one `answer`
-        event (the AskResponse JSON). Fallback happens before the first token."""
-        scope = _ask_context(who, body)
-        slot = AsyncExitStack()  # held until the stream ends, not when this handler returns
-        await slot.enter_async_context(generation(context, who))
+    async def ask_stream(
+        stream: AnswerStream, who: Reader, context: Context
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events: `token` events (`{"text"}`) while the model writes, then
+        one `answer` event (the AskResponse JSON), or an `error` event (problem JSON) when
+        the stream dies after it started. Fallback happens before the first token."""
         try:
-            events = context.service.ask_stream(body.question, body.top_k, body.filters, scope)
-            # Retrieval runs before the response starts, so its errors still get a status.
-            first = await run_in_threadpool(next, events, None)
-        except BaseException:
-            await slot.aclose()
-            raise
-
-        async def sse() -> AsyncIterator[str]:
-            try:
-                event = first
-                while event is not None:
-                    if event.answer is not None:
-                        await count_tokens(context, who, event.answer)
-                        payload = AskResponse.of(event.answer).model_dump_json()
-                        yield f"event: answer\ndata: {payload}\n\n"
-                    else:
-                        yield f"event: token\ndata: {json.dumps({'text': event.text})}\n\n"
-                    event = await run_in_threadpool(next, events, None)
-            except Exception as exc:  # noqa: BLE001 - the status is sent: say it in the stream
-                payload = errors.stream_error(exc)
-                yield f"event: error\ndata: {payload}\n\n"
-            finally:
-                await slot.aclose()
-
-        return StreamingResponse(sse(), media_type="text/event-stream")
+            event = stream.first
+            while event is not None:
+                if event.answer is not None:
+                    await count_tokens(context, who, event.answer)
+                    answer = AskResponse.of(event.answer).model_dump_json()
+                    yield ServerSentEvent(event="answer", raw_data=answer)
+                else:
+                    yield ServerSentEvent(event="token", data={"text": event.text})
+                event = await run_in_threadpool(next, stream.events, None)
+        except Exception as exc:  # noqa: BLE001 - the status is sent: say it in the stream
+            yield ServerSentEvent(event="error", raw_data=errors.stream_error(exc))
 
     @app.post(
         "/v1/documents",

@@ -105,8 +105,6 @@ _HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-#: The interactive docs load their own scripts and styles; everything else is JSON.
-_DOC_PATHS = ("/docs", "/redoc")
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -156,7 +154,6 @@ class Hardening:
         return headers.get("sec-fetch-site") in ("cross-site", "same-site")
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
-        docs = str(scope.get("path", "")).startswith(_DOC_PATHS)
         plain_error: dict[str, Any] = {}
 
         async def send_with_headers(message: Message) -> None:
@@ -170,9 +167,8 @@ class Hardening:
                     # held back, re-sent below as problem+json like every other error.
                     plain_error.update(status=message["status"], body=b"")
                     return
-                extra = [h for h in _HEADERS if h[0] not in present]
-                if not docs:
-                    extra.append(_CSP)
+                # A page that sets its own policy (docs, playground) keeps it.
+                extra = [h for h in (*_HEADERS, _CSP) if h[0] not in present]
                 message["headers"] = [*headers, *extra]
             elif plain_error and message["type"] == "http.response.body":
                 plain_error["body"] += message.get("body", b"")

@@ -243,5 +243,13 @@ class KeyStore:
             key_id=key_id,
         )
 
+    def ping(self) -> None:
+        """One round trip to the database (readiness); raises `LedgerError`."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the key store's database does not answer: {exc}") from exc
+
     def close(self) -> None:
         self._engine.dispose()

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from core.offline import apply_offline_defaults
-from core.ports import Embedder, Generator, Reranker, SparseEncoder, VectorStore
+from core.ports import ChatModel, Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
 from ingest.chunk import StructureChunker
 from ingest.embed import Bm25Encoder, FastEmbedder
@@ -65,16 +65,24 @@ class Components:
         return SqlLedger(url)
 
     @cached_property
+    def chat_models(self) -> dict[str, ChatModel]:
+        """The catalog models this deployment may route to (none with the LLM off)."""
+        llm = self.settings.llm
+        if not llm.enabled:
+            return {}
+        from gateway.providers import build_chat_model
+
+        return {name: build_chat_model(self.catalog.get(name), llm) for name in llm.models}
+
+    @cached_property
     def generator(self) -> Generator:
         """The LLM gateway when enabled (extractive is its last rung); else extractive."""
         llm = self.settings.llm
         if not llm.enabled:
             return self.extractive
         from gateway.gateway import LlmGateway
-        from gateway.providers import build_chat_model
 
-        models = {name: build_chat_model(self.catalog.get(name), llm) for name in llm.models}
-        return LlmGateway(self.catalog, llm, models, self.ledger, self.extractive)
+        return LlmGateway(self.catalog, llm, self.chat_models, self.ledger, self.extractive)
 
     @cached_property
     def reranker(self) -> Reranker | None:

@@ -38,6 +38,14 @@ class AnthropicChat:
     def _translate(self, exc: Exception) -> ProviderError:
         return translate_sdk_error(self.name, exc, anthropic)
 
+    def ping(self, timeout_s: float) -> None:
+        """Readiness: list one model (no tokens spent); raises `ProviderError`."""
+        guard(
+            lambda: self._client.with_options(timeout=timeout_s).models.list(limit=1),
+            _ERRORS,
+            self._translate,
+        )
+
     def _request(self, messages: Sequence[ChatMessage], max_tokens: int) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         request: dict[str, Any] = {

@@ -74,6 +74,14 @@ class SqlLedger:
         except (SQLAlchemyError, ImportError) as exc:
             raise ConfigError(f"cannot open the cost ledger at {url}: {exc}") from exc
 
+    def ping(self) -> None:
+        """One round trip to the database (readiness); raises `LedgerError`."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the cost ledger's database does not answer: {exc}") from exc
+
     def record(self, entry: LedgerEntry) -> None:
         row = LedgerRow(
             at=_utc_naive(entry.at),

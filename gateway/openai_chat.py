@@ -53,6 +53,14 @@ class OpenAIChat:
             "temperature": 0,
         }
 
+    def ping(self, timeout_s: float) -> None:
+        """Readiness: list the server's models (no tokens spent); raises `ProviderError`."""
+        guard(
+            lambda: self._client.with_options(timeout=timeout_s).models.list(),
+            _ERRORS,
+            self._translate,
+        )
+
     def complete(
         self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
     ) -> Completion:

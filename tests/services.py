@@ -169,3 +169,43 @@ def live_server(settings: Settings, *, ingest: Path | None = None) -> Iterator[s
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def chromium_path() -> str:
+    """Debian's Chromium for Playwright (nothing is downloaded): skip with the reason
+    where it is not installed, fail under CI, which must run the browser tests."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    reason = "no Chromium on PATH (Debian: apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        raise AssertionError(f"CI must run the browser tests: {reason}")
+    pytest.skip(reason)
+
+
+@contextmanager
+def browser_page(base_url: str) -> Iterator[object]:
+    """A headless Chromium page (Playwright `Page`) that may reach `base_url` only: any
+    other request is aborted, as on a machine without internet. The browser is closed on
+    every path. `--no-sandbox`: Chromium's sandbox cannot start as root in a container."""
+    from playwright.sync_api import Route, sync_playwright
+
+    executable = chromium_path()
+
+    def local_only(route: Route) -> None:
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.route("**/*", local_only)
+            yield page
+        finally:
+            browser.close()

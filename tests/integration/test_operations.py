@@ -1,0 +1,154 @@
+"""What an operator's tools see: readiness, offline API docs, the SSE stream's framing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+
+from api import health
+from api.app import create_app
+from core.errors import StoreError
+from core.settings import LlmSettings, Settings
+from tests.llm_server import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+class _BrokenStore:
+    """Answers nothing: every call fails like a store that went away."""
+
+    def count(self) -> int:
+        raise StoreError("shard folder vanished: /secret/path")
+
+
+def test_readyz_reports_each_part_and_is_ready_on_the_embedded_default(
+    client: TestClient,
+) -> None:
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"store", "queue"}
+    assert all(c["ok"] and c["required"] for c in body["checks"].values())
+
+
+def test_readyz_is_503_naming_the_part_that_is_down_without_its_details(
+    client: TestClient,
+) -> None:
+    context = client.app.state.context  # type: ignore[attr-defined]
+    healthy = context.store
+    context.__dict__["store"] = _BrokenStore()
+    try:
+        response = client.get("/readyz")
+    finally:
+        context.__dict__["store"] = healthy
+    body = response.json()
+    assert response.status_code == 503
+    assert body["status"] == "not_ready"
+    assert body["checks"]["store"] == {
+        "ok": False,
+        "latency_ms": body["checks"]["store"]["latency_ms"],
+        "required": True,
+        "error": "StoreError",
+    }
+    assert "secret" not in response.text
+    assert body["checks"]["queue"]["ok"] is True
+    assert client.get("/healthz").status_code == 200  # liveness does not ask the queue
+
+
+def test_a_hung_dependency_cannot_hang_the_probe(client: TestClient) -> None:
+    context = client.app.state.context  # type: ignore[attr-defined]
+    release = threading.Event()
+
+    class HungStore:
+        def count(self) -> int:
+            release.wait(30)
+            return 0
+
+    healthy = context.store
+    context.__dict__["store"] = HungStore()
+    try:
+        report = anyio.run(health.readiness, context, 0.2)
+    finally:
+        release.set()
+        context.__dict__["store"] = healthy
+    assert report.status is health.Readiness.NOT_READY
+    assert report.checks["store"].error == "no answer within 0.2 s"
+    assert report.checks["store"].latency_ms < 5_000
+
+
+def test_readyz_with_no_model_answering_is_degraded_not_down(settings: Settings) -> None:
+    """The LLM is on but its server is not there: answers fall back to extractive, so
+    the service stays in rotation and says it is degraded."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    settings = settings.model_copy(
+        update={"llm": LlmSettings(enabled=True, endpoints={"local-smollm2": dead})}
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
+    model = body["checks"]["model:local-smollm2"]
+    assert model["ok"] is False
+    assert model["required"] is False
+    assert body["checks"]["ledger"]["ok"] is True
+
+
+def test_docs_pages_load_their_assets_from_this_server(client: TestClient) -> None:
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert "cdn.jsdelivr.net" not in response.text
+        assert "fonts.googleapis.com" not in response.text
+        assert f"/docs/assets/{asset}" in response.text
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        script = client.get(f"/docs/assets/{asset}")
+        assert script.status_code == 200
+        assert len(script.content) > 100_000
+    # Everything else keeps the API's strict policy.
+    assert client.get("/healthz").headers["content-security-policy"].startswith(
+        "default-src 'none'"
+    )
+
+
+def test_the_stream_is_spec_framed_server_sent_events(client: TestClient, tmp_path: Path) -> None:
+    response = client.post("/v1/ask/stream", json={"question": "How are chunk ids made?"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in response.text.split("\n\n") if block.strip()]
+    kinds = [line.split(": ", 1)[1] for e in events for line in e.splitlines() if "event" in line]
+    assert kinds[-1] == "answer"
+    assert set(kinds[:-1]) <= {"token"}
+
+
+def test_the_docs_render_in_a_browser_without_internet(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Swagger UI and ReDoc draw the API's operations with every non-local request
+    refused (FastAPI's defaults load them from a CDN and stay blank offline)."""
+    from tests.services import browser_page, live_server
+
+    with live_server(settings) as url, browser_page(url) as page:
+        page.goto(f"{url}/docs")  # type: ignore[attr-defined]
+        page.wait_for_selector(".opblock", timeout=20_000)  # type: ignore[attr-defined]
+        operations = page.locator(".opblock").count()  # type: ignore[attr-defined]
+        page.screenshot(path=tmp_path / "docs.png")  # type: ignore[attr-defined]
+        page.goto(f"{url}/redoc")  # type: ignore[attr-defined]
+        title = page.locator("h2", has_text="Ask Stream").first  # type: ignore[attr-defined]
+        title.wait_for(timeout=20_000)
+        redoc_drawn = title.is_visible()
+    assert operations >= 10
+    assert redoc_drawn
+    assert (tmp_path / "docs.png").stat().st_size > 10_000
