@@ -26,6 +26,7 @@ from api.deps import Context, count_tokens, generation
 from api.schemas import (
     AskRequest,
     AskResponse,
+    DocumentList,
     Health,
     Hit,
     JobAccepted,
@@ -308,6 +309,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if status is None or status.tenant != who.tenant:
             raise NotFoundError(f"no job {job_id[:64]}")
         return JobOut.of(status)
+
+    @app.get("/v1/documents", response_model=DocumentList, tags=["ingest"])
+    async def list_documents(
+        request: Request,
+        who: Reader,
+        context: Context,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        after: Annotated[
+            str | None, Query(max_length=1024, description="`next_after` of the last page")
+        ] = None,
+    ) -> DocumentList:
+        """Your tenant's documents that you may read, in source order, a page at a time."""
+        unknown = sorted(set(request.query_params) - {"limit", "after"})
+        if unknown:  # `tenant=` is not a way to list another tenant's documents
+            raise InvalidRequestError(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+        readers = None if who.can(Role.ADMIN) else who.access_groups
+        page = await run_in_threadpool(
+            context.documents.list_documents, who.tenant, readers, after, limit
+        )
+        return DocumentList.of(page)
 
     @app.delete("/v1/documents/{source:path}", status_code=204, tags=["ingest"])
     async def delete(source: str, who: Ingestor, context: Context) -> Response:

@@ -22,6 +22,7 @@ from core.settings import get_settings
 from core.types import (
     DEFAULT_TENANT,
     Answer,
+    IngestProgress,
     ParsedDocument,
     RequestContext,
     Role,
@@ -123,20 +124,29 @@ def _run_ingest(
         files = discover(path, SUPPORTED_SUFFIXES)
         root = path if path.is_dir() else path.parent
         with Progress(
-            TextColumn("[bold]ingest"),
+            TextColumn("[bold]{task.description:>6}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+            TextColumn("{task.fields[note]}"),
             TimeRemainingColumn(),
             console=console,
         ) as progress:
-            task = progress.add_task("ingest", total=len(files), chunks=0, rate=0.0)
-            counted = {"chunks": 0}
+            # Chunks move as they are embedded, so a large file shows progress before it ends;
+            # their total grows as files are parsed.
+            file_bar = progress.add_task("files", total=len(files), note="")
+            chunk_bar = progress.add_task("chunks", total=None, note="embedded")
 
-            def advance(document: ParsedDocument, chunks: int) -> None:
-                counted["chunks"] += chunks
-                rate = counted["chunks"] / max(time.perf_counter() - started, 1e-6)
-                progress.update(task, advance=1, chunks=counted["chunks"], rate=rate)
+            def moved(state: IngestProgress) -> None:
+                rate = state.chunks_embedded / max(time.perf_counter() - started, 1e-6)
+                progress.update(file_bar, completed=state.files_done)
+                progress.update(
+                    chunk_bar,
+                    completed=state.chunks_embedded,
+                    total=state.chunks_total or None,
+                    note=f"embedded · {rate:.1f} chunks/s",
+                )
+
+            def finished(document: ParsedDocument, chunks: int) -> None:
                 progress.console.print(f"  {document.source}: {chunks} chunks")
 
             result = documents.ingest(
@@ -147,10 +157,11 @@ def _run_ingest(
                 prune=prune,
                 reindex=reindex,
                 force=force,
-                on_document=advance,
+                on_document=finished,
                 workers=ctx.settings.ingest.parse_workers,
+                on_progress=moved,
             )
-            progress.update(task, completed=len(files))
+            progress.update(file_bar, completed=len(files))
         published = result.published
         total = ctx.build_store.count()
     except RagError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
@@ -9,6 +10,9 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from core.types import (
     NAME_PATTERN,
     Answer,
+    DocumentInfo,
+    DocumentPage,
+    IngestProgress,
     JobState,
     JobStatus,
     Provenance,
@@ -244,6 +248,9 @@ class JobOut(BaseModel):
     chunks: int
     errors: dict[str, str]
     updated_at: str
+    progress: IngestProgress = Field(
+        description="Files and chunks so far, updated as chunks are embedded"
+    )
 
     @classmethod
     def of(cls, status: JobStatus) -> JobOut:
@@ -255,4 +262,36 @@ class JobOut(BaseModel):
             chunks=status.chunks,
             errors=status.errors,
             updated_at=status.updated_at,
+            progress=status.progress,
+        )
+
+
+class DocumentOut(BaseModel):
+    source: str
+    title: str
+    chunks: int
+    ingested_at: str
+    state: str = Field(description="`done`, or `pending` while it is being (re)written")
+    access_groups: list[str] | None = Field(
+        description="Who may read it (empty: the whole tenant; null: not recorded)"
+    )
+    pipeline_version: str
+
+    @classmethod
+    def of(cls, info: DocumentInfo) -> DocumentOut:
+        groups = None if info.access_groups is None else list(info.access_groups)
+        return cls(**{**asdict(info), "access_groups": groups})
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+    total: int = Field(description="Your documents in all (that you may read)")
+    next_after: str | None = Field(description="Pass as `after` for the next page; null: end")
+
+    @classmethod
+    def of(cls, page: DocumentPage) -> DocumentList:
+        return cls(
+            documents=[DocumentOut.of(d) for d in page.documents],
+            total=page.total,
+            next_after=page.next_after,
         )

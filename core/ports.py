@@ -6,7 +6,7 @@ Adapters live beside the room that owns them (`ingest/embed.py`, `store/edge.py`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +18,8 @@ from core.types import (
     Filters,
     IndexedChunk,
     IngestJob,
+    IngestProgress,
+    JobState,
     JobStatus,
     LedgerEntry,
     ParsedDocument,
@@ -194,11 +196,18 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
+#: Hears an ingest run's progress (files, chunks embedded) as it moves.
+ProgressSink = Callable[[IngestProgress], None]
+#: What a queue runs for each job: the job, and where to report its progress.
+JobHandler = Callable[[IngestJob, ProgressSink], JobStatus]
+
+
 @runtime_checkable
 class JobQueue(Protocol):
     """Background ingest jobs: at-least-once, retried with backoff, dead-lettered at last.
 
-    Jobs must be idempotent (ours are: deterministic chunk ids + the manifest).
+    Jobs must be idempotent (ours are: deterministic chunk ids + the manifest). A running
+    job's status carries its progress, updated as its chunks are embedded.
     """
 
     def submit(self, job: IngestJob) -> str: ...
@@ -206,6 +215,11 @@ class JobQueue(Protocol):
     def status(self, job_id: str) -> JobStatus | None: ...
 
     def dead_letters(self) -> list[str]: ...
+
+    def counts(self) -> dict[JobState, int]:
+        """Jobs by state (queued and running now; terminal ones since the counts began),
+        for metrics and readiness: it touches the backend, so it fails when that is down."""
+        ...
 
     def start_worker(self, threads: int = 1) -> None:
         """Consume jobs in this process (`rag worker`). A queue whose worker already runs

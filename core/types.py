@@ -429,6 +429,21 @@ class IngestJob:
     access_groups: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """How far an ingest run is, counted as chunks are embedded (not only as files end).
+
+    `files_done` counts indexed, unchanged and failed files; `chunks_total` grows as files
+    are parsed (a file's chunks are known once it is parsed), so `chunks_embedded` never
+    exceeds it and neither count goes backwards.
+    """
+
+    files_total: int = 0
+    files_done: int = 0
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+
+
 @dataclass(slots=True)
 class JobStatus:
     id: str
@@ -439,6 +454,29 @@ class JobStatus:
     chunks: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     updated_at: str = ""
+    progress: IngestProgress = field(default_factory=IngestProgress)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """One indexed document as its owner sees it (`GET /v1/documents`, `rag documents`)."""
+
+    source: str
+    title: str
+    chunks: int
+    ingested_at: str
+    state: str  # "done", or "pending" while it is being (re)written
+    access_groups: tuple[str, ...] | None  # None: unknown (indexed before groups were kept)
+    pipeline_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPage:
+    """A page of documents in source order; `next_after` continues it (None: the end)."""
+
+    documents: tuple[DocumentInfo, ...]
+    total: int
+    next_after: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -32,7 +33,8 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from core.errors import ConfigError, ModelUnavailableError, QueueError, RagError, StoreError
-from core.types import DEFAULT_TENANT, IngestJob, JobState, JobStatus
+from core.ports import JobHandler, ProgressSink
+from core.types import DEFAULT_TENANT, IngestJob, IngestProgress, JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class InProcessJobQueue:
 
     def __init__(
         self,
-        handler: Callable[[IngestJob], JobStatus],
+        handler: JobHandler,
         max_attempts: int = 3,
         backoff_s: float = 0.5,
     ) -> None:
@@ -88,6 +90,11 @@ class InProcessJobQueue:
     def dead_letters(self) -> list[str]:
         with self._lock:
             return list(self._dead)
+
+    def counts(self) -> dict[JobState, int]:
+        with self._lock:
+            found = Counter(status.state for status in self._status.values())
+        return {state: found.get(state, 0) for state in JobState}
 
     def _set(self, status: JobStatus) -> None:
         status.updated_at = _now()
@@ -133,7 +140,7 @@ class InProcessJobQueue:
                 with trial:
                     attempt = trial.retry_state.attempt_number
                     self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
-                    result = self._handler(job)
+                    result = self._handler(job, self._progress(job, attempt))
         except TRANSIENT as exc:  # still failing after the last attempt
             self._fail(job, attempt, exc)
             return
@@ -145,6 +152,12 @@ class InProcessJobQueue:
         result.tenant = job.tenant
         self._set(result)
 
+    def _progress(self, job: IngestJob, attempt: int) -> ProgressSink:
+        def report(progress: IngestProgress) -> None:
+            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempt, progress=progress))
+
+        return report
+
     def start_worker(self, threads: int = 1) -> None:
         raise ConfigError(
             "`rag worker` serves RAG_JOBS__BACKEND=redis; the in-process queue runs its "
@@ -154,6 +167,20 @@ class InProcessJobQueue:
     def close(self) -> None:
         self._jobs.put(None)
         self._worker.join(timeout=30)
+
+
+#: Seconds between two progress writes of one job to Redis.
+PROGRESS_INTERVAL_S = 0.5
+
+#: Set a job's status and move it from its previous state's counter to the new one's.
+_TRANSITION = """
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if old then
+  redis.call('HINCRBY', KEYS[2], cjson.decode(old)['state'], -1)
+end
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+"""
 
 
 def _job_to_dict(job: IngestJob) -> dict[str, Any]:
@@ -197,7 +224,7 @@ class RedisJobQueue:
     def __init__(
         self,
         url: str,
-        handler: Callable[[IngestJob], JobStatus],
+        handler: JobHandler,
         namespace: str = "rag",
         max_attempts: int = 3,
         backoff_s: float = 0.5,
@@ -213,6 +240,7 @@ class RedisJobQueue:
             url=url, namespace=f"{namespace}-dramatiq"
         )
         self._prefix = namespace
+        self._transition = self._redis.register_script(_TRANSITION)
         self._handler = handler
         self._max_attempts = max_attempts
         self._ttl_s = ttl_s
@@ -232,9 +260,14 @@ class RedisJobQueue:
         return f"{self._prefix}:job:{job_id}"
 
     def _set(self, status: JobStatus) -> None:
+        """Write a job's status and move it between the per-state counters, atomically
+        (a script: replicas and workers write concurrently)."""
         status.updated_at = _now()
         payload = json.dumps({**asdict(status), "state": status.state.value})
-        self._redis.set(self._key(status.id), payload, ex=self._ttl_s)
+        self._transition(
+            keys=[self._key(status.id), f"{self._prefix}:job-states"],
+            args=[payload, self._ttl_s, status.state.value],
+        )
 
     def _retry_when(self, retries: int, exc: BaseException) -> bool:
         return isinstance(exc, TRANSIENT) and retries + 1 < self._max_attempts
@@ -244,7 +277,7 @@ class RedisJobQueue:
         attempt = int(cast(int, self._redis.hincrby(f"{self._prefix}:attempts", job.id, 1)))
         self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
         try:
-            result = self._handler(job)
+            result = self._handler(job, self._progress(job, attempt))
         except Exception as exc:  # recorded here, re-raised for Dramatiq's retry/dead-letter
             final = not isinstance(exc, TRANSIENT) or attempt >= self._max_attempts
             state = JobState.FAILED if final else JobState.QUEUED
@@ -275,7 +308,31 @@ class RedisJobQueue:
             return None
         data = json.loads(cast(bytes, raw))
         data["state"] = JobState(data["state"])
+        data["progress"] = IngestProgress(**data.get("progress") or {})
         return JobStatus(**data)
+
+    def counts(self) -> dict[JobState, int]:
+        """From counters kept by `_set` (one HGETALL, not a scan of every job's key)."""
+        try:
+            raw = cast(dict[bytes, bytes], self._redis.hgetall(f"{self._prefix}:job-states"))
+        except self._errors as exc:
+            raise QueueError(f"the job queue (Redis) is unavailable: {exc}") from exc
+        found = {k.decode(): max(int(v), 0) for k, v in raw.items()}
+        return {state: found.get(state.value, 0) for state in JobState}
+
+    def _progress(self, job: IngestJob, attempt: int) -> ProgressSink:
+        """Progress written at most every PROGRESS_INTERVAL_S: a big job must not turn
+        every embedding batch into a Redis write (the final status is always written)."""
+        last = [0.0]
+
+        def report(progress: IngestProgress) -> None:
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_INTERVAL_S:
+                return
+            last[0] = now
+            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempt, progress=progress))
+
+        return report
 
     def dead_letters(self) -> list[str]:
         items: list[bytes] = self._redis.lrange(f"{self._prefix}:dead", 0, -1)  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,9 +32,14 @@ CREATE TABLE IF NOT EXISTS documents (
     chunk_ids    TEXT NOT NULL,
     state        TEXT NOT NULL CHECK (state IN ('pending', 'done')),
     updated_at   TEXT NOT NULL,
+    title        TEXT,
+    access_groups TEXT,
     PRIMARY KEY (collection, tenant, source)
 )
 """
+#: Columns added after the first release, created on files that lack them (the listing's
+#: title and readers). NULL in old rows: unknown until the document is next written.
+_ADDED_COLUMNS = {"title": "TEXT", "access_groups": "TEXT"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,10 @@ class SqliteManifest:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
         self._collection = collection
         # One connection, shared by the job workers' threads: one statement at a time.
         self._lock = threading.RLock()
@@ -90,14 +99,23 @@ class SqliteManifest:
         return [_record(r) for r in rows]
 
     def _write(
-        self, tenant: str, source: str, content_hash: str, chunk_ids: list[str], state: str
+        self,
+        tenant: str,
+        source: str,
+        content_hash: str,
+        chunk_ids: list[str],
+        state: str,
+        title: str | None,
+        access_groups: Sequence[str],
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO documents (collection, tenant, source, content_hash, chunk_ids, "
+                "state, updated_at, title, access_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (collection, tenant, source) DO UPDATE SET content_hash = excluded."
                 "content_hash, chunk_ids = excluded.chunk_ids, state = excluded.state, "
-                "updated_at = excluded.updated_at",
+                "updated_at = excluded.updated_at, title = excluded.title, "
+                "access_groups = excluded.access_groups",
                 (
                     self._collection,
                     tenant,
@@ -105,16 +123,68 @@ class SqliteManifest:
                     content_hash,
                     json.dumps(chunk_ids),
                     state,
-                    datetime.now(UTC).isoformat(),
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                    title,
+                    _encode_groups(access_groups),
                 ),
             )
 
-    def begin(self, tenant: str, source: str, content_hash: str, chunk_ids: list[str]) -> None:
+    def begin(
+        self,
+        tenant: str,
+        source: str,
+        content_hash: str,
+        chunk_ids: list[str],
+        title: str | None = None,
+        access_groups: Sequence[str] = (),
+    ) -> None:
         """Record the intent before touching the store."""
-        self._write(tenant, source, content_hash, chunk_ids, "pending")
+        self._write(tenant, source, content_hash, chunk_ids, "pending", title, access_groups)
 
-    def commit(self, tenant: str, source: str, content_hash: str, chunk_ids: list[str]) -> None:
-        self._write(tenant, source, content_hash, chunk_ids, "done")
+    def commit(
+        self,
+        tenant: str,
+        source: str,
+        content_hash: str,
+        chunk_ids: list[str],
+        title: str | None = None,
+        access_groups: Sequence[str] = (),
+    ) -> None:
+        self._write(tenant, source, content_hash, chunk_ids, "done", title, access_groups)
+
+    def page(
+        self, tenant: str, readers: Sequence[str] | None, after: str | None, limit: int
+    ) -> tuple[list[ListedRow], int]:
+        """The tenant's documents after source `after`, in source order, and how many
+        there are in all. With `readers` (a non-admin's groups), only documents open to
+        the whole tenant or to one of those groups; rows of unknown groups are left out."""
+        where = "collection = ? AND tenant = ?"
+        args: list[object] = [self._collection, tenant]
+        if readers is not None:
+            clauses = ["access_groups = ''"]
+            for group in readers:
+                if "," in group:  # not a group name (they are checked); never a pattern
+                    continue
+                clauses.append("access_groups LIKE ? ESCAPE '\\'")
+                args.append(f"%,{_like_escape(group)},%")
+            where += f" AND ({' OR '.join(clauses)})"
+        with self._lock:
+            # `where` is built from fixed clauses above; every value is a bound parameter.
+            total = self._db.execute(f"SELECT COUNT(*) FROM documents WHERE {where}", args)  # noqa: S608
+            count = int(total.fetchone()[0])
+            query = (
+                "SELECT source, title, chunk_ids, updated_at, state, access_groups "  # noqa: S608
+                f"FROM documents WHERE {where} AND source > ? ORDER BY source LIMIT ?"
+            )
+            rows = self._db.execute(
+                query,
+                [*args, after or "", limit],
+            ).fetchall()
+        listed = [
+            ListedRow(r[0], r[1], len(json.loads(r[2])), r[3], r[4], _decode_groups(r[5]))
+            for r in rows
+        ]
+        return listed, count
 
     def remove(self, tenant: str, source: str) -> None:
         with self._tx() as db:
@@ -125,6 +195,29 @@ class SqliteManifest:
 
     def close(self) -> None:
         self._db.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRow:
+    source: str
+    title: str | None
+    chunks: int
+    updated_at: str
+    state: str
+    access_groups: tuple[str, ...] | None
+
+
+def _encode_groups(groups: Sequence[str]) -> str:
+    """`,a,b,` (sorted), or '' for the whole tenant: one LIKE finds a member group."""
+    return f",{','.join(sorted(set(groups)))}," if groups else ""
+
+
+def _decode_groups(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(g for g in value.split(",") if g)
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _record(row: tuple[str, str, str, str, str]) -> SourceRecord:

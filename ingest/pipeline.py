@@ -26,7 +26,14 @@ from pathlib import Path
 from core.errors import IngestError
 from core.hashing import file_sha256
 from core.ports import Embedder, Parser, SparseEncoder, VectorStore
-from core.types import DEFAULT_TENANT, Chunk, IndexedChunk, IngestFailure, ParsedDocument
+from core.types import (
+    DEFAULT_TENANT,
+    Chunk,
+    IndexedChunk,
+    IngestFailure,
+    IngestProgress,
+    ParsedDocument,
+)
 from ingest.chunk import StructureChunker, embedding_text
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -121,10 +128,12 @@ class StreamingWriter:
         indexer: Indexer,
         on_complete: Callable[[str, list[str]], None] | None = None,
         tenant: str = DEFAULT_TENANT,
+        on_embedded: Callable[[int], None] | None = None,
     ) -> None:
         self._indexer = indexer
         self._tenant = tenant
         self._on_complete = on_complete
+        self._on_embedded = on_embedded
         self._buffer: list[Chunk] = []
         self._remaining: dict[str, int] = {}
         self._ids: dict[str, list[str]] = {}
@@ -152,6 +161,8 @@ class StreamingWriter:
 
     def _submit(self, batch: list[Chunk]) -> None:
         points = self._indexer.embed(batch)  # runs while the previous batch is written
+        if self._on_embedded is not None:
+            self._on_embedded(len(batch))
         self._settle()
         future = self._pool.submit(self._indexer.write, points)
         self._inflight = (future, Counter(c.source for c in batch))
@@ -181,6 +192,29 @@ class StreamingWriter:
             self._settle()
         finally:
             self._pool.shutdown(wait=True)
+
+
+class _Progress:
+    """Counts an ingest run's files and chunks and tells `sink` after every change."""
+
+    def __init__(self, sink: Callable[[IngestProgress], None] | None, files_total: int) -> None:
+        self._sink = sink
+        self._state = IngestProgress(files_total=files_total)
+
+    def _move(self, **changes: int) -> None:
+        state = self._state
+        self._state = replace(state, **{k: getattr(state, k) + v for k, v in changes.items()})
+        if self._sink is not None:
+            self._sink(self._state)
+
+    def parsed(self, chunks: int) -> None:
+        self._move(chunks_total=chunks)
+
+    def embedded(self, chunks: int) -> None:
+        self._move(chunks_embedded=chunks)
+
+    def file_done(self) -> None:
+        self._move(files_done=1)
 
 
 def discover(root: Path, suffixes: Iterable[str]) -> list[Path]:
@@ -337,6 +371,7 @@ def ingest_paths(
     redactor: PiiRedactor | None = None,
     tenant: str = DEFAULT_TENANT,
     access_groups: Sequence[str] = (),
+    on_progress: Callable[[IngestProgress], None] | None = None,
 ) -> IngestReport:
     """Parse, chunk and index each file; one bad file is recorded and skipped.
 
@@ -346,11 +381,13 @@ def ingest_paths(
     chunks of the tenant's sources that are no longer among `paths`. `workers` > 1 parses
     in a process pool while this process embeds and writes. Every chunk belongs to
     `tenant` and is readable by `access_groups` (none: the whole tenant); `metadata`
-    (pipeline version...) is stamped on every chunk with the ingest time.
+    (pipeline version...) is stamped on every chunk with the ingest time. `on_progress`
+    hears files and chunks as they move (after each parse, embedding batch and file).
     """
     groups = tuple(sorted(set(access_groups)))
     stamp = {**(metadata or {}), "ingested_at": datetime.now(UTC).isoformat(timespec="seconds")}
     report = IngestReport()
+    progress = _Progress(on_progress, files_total=len(paths))
     seen: set[str] = set()
     jobs: list[_Job] = []
     for path in paths:
@@ -362,10 +399,12 @@ def ingest_paths(
             report.failed.append(
                 IngestFailure(str(path), source, f"cannot read ({exc.strerror or exc})")
             )
+            progress.file_done()
             continue
         previous = manifest.get(tenant, source) if manifest else None
         if previous and previous.state == "done" and previous.content_hash == digest:
             report.skipped += 1
+            progress.file_done()
             continue
         jobs.append(_Job(path, source, digest, tenant, groups))
 
@@ -374,14 +413,15 @@ def ingest_paths(
     def completed(source: str, ids: list[str]) -> None:
         document, digest = documents.pop(source)
         if manifest:
-            manifest.commit(tenant, source, digest, ids)
+            manifest.commit(tenant, source, digest, ids, document.title, groups)
+        progress.file_done()
         report.documents += 1
         report.chunks += len(ids)
         report.indexed.append(source)
         if on_document is not None:
             on_document(document, len(ids))
 
-    writer = StreamingWriter(indexer, completed, tenant)
+    writer = StreamingWriter(indexer, completed, tenant, progress.embedded)
     # "spawn": forked workers would inherit this process's open store files and locks,
     # and keep them after a crash of the parent, blocking the next run.
     pool = (
@@ -407,10 +447,15 @@ def ingest_paths(
             if isinstance(parsed, IngestFailure):
                 log.warning("skipped %s", parsed)
                 report.failed.append(parsed)
+                progress.file_done()
                 continue
             documents[parsed.source] = (parsed.document, parsed.digest)
             if manifest:
-                manifest.begin(tenant, parsed.source, parsed.digest, [c.id for c in parsed.chunks])
+                ids = [c.id for c in parsed.chunks]
+                manifest.begin(
+                    tenant, parsed.source, parsed.digest, ids, parsed.document.title, groups
+                )
+            progress.parsed(len(parsed.chunks))
             writer.add(
                 parsed.source, [replace(c, metadata={**c.metadata, **stamp}) for c in parsed.chunks]
             )

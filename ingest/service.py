@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
-from core.ports import AnswerCache, Parser, VectorStore
-from core.types import DEFAULT_TENANT, IngestJob, JobState, JobStatus, ParsedDocument, document_key
+from core.ports import AnswerCache, Parser, ProgressSink, VectorStore
+from core.types import (
+    DEFAULT_TENANT,
+    DocumentInfo,
+    DocumentPage,
+    IngestJob,
+    IngestProgress,
+    JobState,
+    JobStatus,
+    ParsedDocument,
+    document_key,
+)
 from ingest.chunk import StructureChunker
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -94,6 +104,7 @@ class IngestService:
         force: bool = False,
         on_document: Callable[[ParsedDocument, int], None] | None = None,
         workers: int = 1,
+        on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> IngestReport:
         """Index `paths` for `tenant`; publish the build collection when nothing was
         published yet, or after a complete re-index (or a forced one)."""
@@ -113,6 +124,7 @@ class IngestService:
             redactor=self._redactor,
             tenant=tenant,
             access_groups=access_groups,
+            on_progress=on_progress,
         )
         if self._cache is not None:  # answers citing changed documents are stale
             self._cache.invalidate(
@@ -125,12 +137,24 @@ class IngestService:
                 report.published = self._collections.build
         return report
 
-    def run_job(self, job: IngestJob) -> JobStatus:
+    def run_job(self, job: IngestJob, progress: ProgressSink | None = None) -> JobStatus:
         """An upload job: per-file problems make it partial, not failed. The uploaded
-        copies are removed once the job has an outcome (the index is the record now)."""
+        copies are removed once the job has an outcome (the index is the record now).
+        `progress` hears the files and chunks as they move (the queue shows them)."""
         paths = [Path(path) for path, _ in job.files]
+        last = [IngestProgress(files_total=len(paths))]
+
+        def moved(state: IngestProgress) -> None:
+            last[0] = state
+            if progress is not None:
+                progress(state)
+
         report = self.ingest(
-            paths, paths[0].parent if paths else Path(), job.tenant, job.access_groups
+            paths,
+            paths[0].parent if paths else Path(),
+            job.tenant,
+            job.access_groups,
+            on_progress=moved,
         )
         state = JobState.PARTIAL if report.failed else JobState.SUCCEEDED
         errors = {Path(failure.path).name: failure.reason for failure in report.failed}
@@ -142,7 +166,34 @@ class IngestService:
             documents=report.documents + report.skipped,
             chunks=report.chunks,
             errors=errors,
+            progress=last[0],
         )
+
+    def list_documents(
+        self,
+        tenant: str,
+        readers: Sequence[str] | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> DocumentPage:
+        """The tenant's documents in source order, `limit` at a time after `after`. With
+        `readers` (a non-admin's groups), only those they may read: a document open to
+        the whole tenant or to one of the groups (the same rule as search)."""
+        rows, total = self._manifest.page(tenant, readers, after, limit + 1)
+        more, rows = len(rows) > limit, rows[:limit]
+        documents = tuple(
+            DocumentInfo(
+                source=row.source,
+                title=row.title or row.source,
+                chunks=row.chunks,
+                ingested_at=row.updated_at,
+                state=row.state,
+                access_groups=row.access_groups,
+                pipeline_version=self._pipeline_version,
+            )
+            for row in rows
+        )
+        return DocumentPage(documents, total, rows[-1].source if more else None)
 
     def _count(self, tenant: str, source: str, groups: Sequence[str] | None = None) -> int:
         """Points of a document in every live collection; with `groups`, only those

@@ -8,6 +8,7 @@ fixture param here.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -15,14 +16,14 @@ from contextlib import ExitStack
 import pytest
 
 from core.errors import IngestError, StoreError
-from core.ports import JobQueue
-from core.types import IngestJob, JobState, JobStatus
+from core.ports import JobQueue, ProgressSink
+from core.types import IngestJob, IngestProgress, JobState, JobStatus
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from tests.services import REDIS_URL, redis_namespace
 
 pytestmark = pytest.mark.integration
 
-Handler = Callable[[IngestJob], JobStatus]
+Handler = Callable[[IngestJob, ProgressSink], JobStatus]
 QueueFactory = Callable[..., JobQueue]  # (handler, max_attempts=3, backoff_s=0.01)
 
 
@@ -65,7 +66,7 @@ def _wait(queue: JobQueue, job_id: str, deadline_s: float = 30.0) -> JobStatus:
 def test_a_job_runs_once_and_its_status_says_what_it_did(make_queue: QueueFactory) -> None:
     seen: list[IngestJob] = []
 
-    def handler(job: IngestJob) -> JobStatus:
+    def handler(job: IngestJob, progress: ProgressSink) -> JobStatus:
         seen.append(job)
         return JobStatus(job.id, JobState.SUCCEEDED, documents=1, chunks=4)
 
@@ -90,7 +91,7 @@ def test_transient_errors_are_retried_with_exponential_backoff(make_queue: Queue
     """Every adapter waits at least half of backoff_s x 2^(n-1) before retry n."""
     backoff_s, attempts = 0.2, []
 
-    def flaky(job: IngestJob) -> JobStatus:
+    def flaky(job: IngestJob, progress: ProgressSink) -> JobStatus:
         attempts.append(time.monotonic())
         if len(attempts) < 3:
             raise StoreError("Qdrant is restarting")
@@ -108,7 +109,7 @@ def test_transient_errors_are_retried_with_exponential_backoff(make_queue: Queue
 def test_a_job_that_keeps_failing_is_dead_lettered_with_its_reason(
     make_queue: QueueFactory,
 ) -> None:
-    def broken(job: IngestJob) -> JobStatus:
+    def broken(job: IngestJob, progress: ProgressSink) -> JobStatus:
         raise StoreError("connection refused")
 
     queue = make_queue(broken, max_attempts=2)
@@ -130,7 +131,7 @@ def test_other_errors_fail_at_once_and_the_worker_keeps_serving(
 ) -> None:
     calls: list[str] = []
 
-    def handler(job: IngestJob) -> JobStatus:
+    def handler(job: IngestJob, progress: ProgressSink) -> JobStatus:
         calls.append(job.id)
         if job.id == "bug":
             raise error
@@ -144,3 +145,54 @@ def test_other_errors_fail_at_once_and_the_worker_keeps_serving(
     assert after.state is JobState.SUCCEEDED
     assert calls == ["bug", "next"]
     assert queue.dead_letters() == ["bug"]
+
+
+def test_counts_follow_jobs_through_their_states(make_queue: QueueFactory) -> None:
+    release = threading.Event()
+
+    def handler(job: IngestJob, progress: ProgressSink) -> JobStatus:
+        if job.id == "slow":
+            release.wait(30)
+        if job.id == "bad":
+            raise IngestError("unreadable")
+        return JobStatus(job.id, JobState.SUCCEEDED)
+
+    queue = make_queue(handler)
+    assert queue.counts() == dict.fromkeys(JobState, 0)
+    queue.submit(IngestJob("slow", ()))
+    queue.submit(IngestJob("next", ()))
+    deadline = time.monotonic() + 30
+    while queue.counts()[JobState.RUNNING] != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    during = queue.counts()
+    release.set()
+    _wait(queue, "slow")
+    _wait(queue, "next")
+    _wait(queue, queue.submit(IngestJob("bad", ())))
+    assert (during[JobState.RUNNING], during[JobState.QUEUED]) == (1, 1)
+    after = queue.counts()
+    assert (after[JobState.SUCCEEDED], after[JobState.FAILED]) == (2, 1)
+    assert after[JobState.RUNNING] == after[JobState.QUEUED] == 0
+
+
+def test_a_running_job_shows_its_progress(make_queue: QueueFactory) -> None:
+    """What the handler reports is what `status` shows while the job runs (the Redis
+    adapter may skip updates closer than its interval, never the first)."""
+    reported, release = threading.Event(), threading.Event()
+
+    def handler(job: IngestJob, progress: ProgressSink) -> JobStatus:
+        progress(IngestProgress(files_total=2, files_done=0, chunks_total=40, chunks_embedded=16))
+        reported.set()
+        release.wait(30)
+        return JobStatus(job.id, JobState.SUCCEEDED, progress=IngestProgress(2, 2, 40, 40))
+
+    queue = make_queue(handler)
+    queue.submit(IngestJob("big", ()))
+    assert reported.wait(30)
+    running = queue.status("big")
+    release.set()
+    done = _wait(queue, "big")
+    assert running is not None
+    assert running.state is JobState.RUNNING
+    assert running.progress == IngestProgress(2, 0, 40, 16)
+    assert done.progress == IngestProgress(2, 2, 40, 40)

@@ -114,6 +114,7 @@ READS = [
     ("POST", "/v1/search", {"query": "salary band for engineers"}),
     ("POST", "/v1/ask", {"question": "What is the salary band for engineers?"}),
     ("POST", "/v1/ask/stream", {"question": "What is the salary band for engineers?"}),
+    ("GET", "/v1/documents", None),
 ]
 WRITES = [
     ("GET", "/v1/jobs/" + "0" * 32, None),
@@ -174,10 +175,10 @@ def test_roles_are_enforced(world: World, who: str, method: str, path: str, body
 @pytest.mark.parametrize(("method", "path", "body"), READS)
 @pytest.mark.parametrize("who", ["acme-reader", "globex-reader", "acme-ingestor"])
 def test_reads_never_leave_the_tenant_and_groups(
-    world: World, method: str, path: str, body: dict[str, Any], who: str
+    world: World, method: str, path: str, body: dict[str, Any] | None, who: str
 ) -> None:
     _attack(f"group/tenant read {who} -> {path}")
-    response = world.client.post(path, json=body, headers=world.auth(who))
+    response = world.client.request(method, path, json=body, headers=world.auth(who))
     assert response.status_code == 200
     assert "ninety" not in response.text  # the HR-only passage never leaves the engine
     assert "salaries.md" not in response.text
@@ -195,6 +196,49 @@ def test_members_of_the_group_do_read_it(world: World) -> None:
         "/v1/search", json={"query": "salary band for engineers"}, headers=world.auth("acme-hr")
     ).json()
     assert "salaries.md" in _sources(body)
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("acme-reader", ["handbook.md", "report.md"]),
+        ("acme-hr", ["handbook.md", "report.md", "salaries.md"]),
+        ("acme-admin", ["handbook.md", "report.md", "salaries.md"]),
+        ("globex-reader", ["plans.md", "report.md"]),
+    ],
+)
+def test_the_document_list_shows_only_what_the_caller_may_read(
+    world: World, who: str, expected: list[str]
+) -> None:
+    _attack(f"document list {who}")
+    body = world.client.get("/v1/documents", headers=world.auth(who)).json()
+    assert [d["source"] for d in body["documents"]] == expected
+    assert body["total"] == len(expected)
+    assert body["next_after"] is None
+    for smuggled in ("?tenant=acme", "?access_groups=hr", "?groups=hr"):
+        _attack(f"document list {who} {smuggled}")
+        refused = world.client.get(f"/v1/documents{smuggled}", headers=world.auth(who))
+        assert refused.status_code == 422
+        assert "unknown query parameter" in refused.json()["detail"]
+        assert "salaries" not in refused.text
+
+
+def test_the_document_list_pages_in_source_order(world: World) -> None:
+    first = world.client.get("/v1/documents?limit=2", headers=world.auth("acme-hr")).json()
+    assert [d["source"] for d in first["documents"]] == ["handbook.md", "report.md"]
+    assert first["next_after"] == "report.md"
+    rest = world.client.get(
+        "/v1/documents", params={"limit": 2, "after": "report.md"}, headers=world.auth("acme-hr")
+    ).json()
+    assert [d["source"] for d in rest["documents"]] == ["salaries.md"]
+    assert rest["next_after"] is None
+    row = rest["documents"][0]
+    assert row["access_groups"] == ["hr"]
+    assert row["chunks"] >= 1
+    assert row["state"] == "done"
+    assert row["title"]
+    assert row["ingested_at"].startswith("20")
+    assert "embed=" in row["pipeline_version"]
 
 
 @pytest.mark.parametrize(

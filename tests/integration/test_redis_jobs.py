@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from api.wiring import build_app_context
+from core.ports import JobHandler, ProgressSink
 from core.settings import Settings
 from core.types import IngestJob, JobState, JobStatus
 from ingest.jobs import RedisJobQueue
@@ -40,7 +41,7 @@ def _wait(queue: RedisJobQueue, ids: list[str], deadline_s: float = 90.0) -> lis
     raise AssertionError(f"jobs did not finish: {[queue.status(i) for i in ids]}")
 
 
-def _queue(namespace: str, handler: Callable[[IngestJob], JobStatus]) -> RedisJobQueue:
+def _queue(namespace: str, handler: JobHandler) -> RedisJobQueue:
     return RedisJobQueue(REDIS_URL, handler, namespace=namespace, max_attempts=3, backoff_s=0.01)
 
 
@@ -50,10 +51,10 @@ def test_two_workers_share_one_queue_and_ingest_every_upload(
     ctx = build_app_context(settings)
     threads: dict[str, str] = {}
 
-    def handler(job: IngestJob) -> JobStatus:
+    def handler(job: IngestJob, progress: ProgressSink) -> JobStatus:
         threads[job.id] = threading.current_thread().name
         time.sleep(0.2)  # long enough for the second worker to take its share
-        return ctx.documents.run_job(job)
+        return ctx.documents.run_job(job, progress)
 
     queue = _queue(namespace, handler)
     queue.start_worker()
@@ -106,7 +107,7 @@ def test_a_rag_worker_process_serves_jobs_submitted_elsewhere(
     note = tmp_path / "kelp.md"
     note.write_text("# Kelp\n\nKelp forests grow up to half a metre a day.\n")
 
-    def never(job: IngestJob) -> JobStatus:
+    def never(job: IngestJob, progress: ProgressSink) -> JobStatus:
         raise AssertionError("the submitting process must not run jobs")
 
     queue = _queue(namespace, never)  # submit only: no worker started here
