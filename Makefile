@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache eval eval-gate eval-beir eval-qa eval-matrix costs clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-matrix costs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ bench-tenancy: setup ## What tenant scoping costs: in-engine filter vs none vs p
 
 bench-cache: setup ## Semantic cache: 10k entries, hit latency, false hits, cost saved [OUT=f.json]
 	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))
+
+bench-load: setup ## The API under locust at 1/5/20 clients, search and ask, vs in-process [DURATION=20] [OUT=f.json]
+	$(PY) -m eval.bench_load $(if $(DURATION),--seconds $(DURATION)) $(if $(OUT),--out $(OUT))
 
 eval: setup ## Golden set over the sample corpus, offline: reports/golden.{json,md,html}
 	$(VENV)/bin/rag eval golden --out $(or $(OUT),reports)

@@ -29,9 +29,12 @@ Context = Annotated[AppContext, Depends(_context)]
 @asynccontextmanager
 async def generation(context: AppContext, who: Principal) -> AsyncIterator[None]:
     """A generation slot (bounded in flight), after the principal's token quota. The
-    quota may live on Redis, so it is read and charged off the event loop."""
-    if context.settings.llm.enabled:
-        await run_in_threadpool(context.limiter.check_tokens, who)
+    quota may live on Redis, so it is read and charged off the event loop. Without the
+    LLM an answer is extractive and costs what a search costs: no slot, no quota."""
+    if not context.settings.llm.enabled:
+        yield
+        return
+    await run_in_threadpool(context.limiter.check_tokens, who)
     async with context.gate.slot():
         yield
 
