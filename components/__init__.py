@@ -17,7 +17,7 @@ from core.offline import apply_offline_defaults
 from core.ports import ChatModel, Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
 from ingest.chunk import StructureChunker
-from ingest.embed import Bm25Encoder, FastEmbedder
+from ingest.embed import Bm25Encoder, FastEmbedder, QueryBatcher
 from ingest.parse import UnstructuredParser
 from retrieval.extractive import ExtractiveGenerator
 from retrieval.search import Retriever
@@ -35,7 +35,9 @@ class Components:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return FastEmbedder(self.settings.embedding)
+        """The dense model; concurrent queries share a model call unless turned off."""
+        model = FastEmbedder(self.settings.embedding)
+        return QueryBatcher(model) if self.settings.embedding.query_batching else model
 
     @cached_property
     def sparse(self) -> SparseEncoder:
@@ -126,6 +128,8 @@ class Components:
     def close(self) -> None:
         if "ledger" in self.__dict__:
             self.ledger.close()
+        if isinstance(self.__dict__.get("embedder"), QueryBatcher):
+            self.embedder.close()  # type: ignore[attr-defined]
 
 
 def build_components(settings: Settings) -> Components:

@@ -35,6 +35,11 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(default=32, ge=1)
     threads: int | None = None
     allow_download: bool = False
+    query_batching: bool = Field(
+        default=True,
+        description="Embed concurrent queries together in one model call (a server under "
+        "load spends less CPU per query; a lone query waits for nothing)",
+    )
 
 
 class SparseSettings(BaseModel):
@@ -255,6 +260,21 @@ class CacheSettings(BaseModel):
     ttl_s: float = Field(default=86_400.0, gt=0)
 
 
+class ObservabilitySettings(BaseModel):
+    """Metrics, traces and access logs (docs/adr/0018). Nothing leaves the process unless
+    `tracing=otlp` names a collector; `/metrics` needs the admin role."""
+
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus `/metrics`")
+    tenant_labels: bool = Field(
+        default=False, description="Label request, token and cost metrics by tenant"
+    )
+    tracing: Literal["off", "otlp", "console"] = "off"
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    service_name: str = "rag-template"
+    log_json: bool = Field(default=True, description="One JSON line per request (rag.access)")
+
+
 class Settings(BaseSettings):
     """Root settings; build it with `get_settings()`, never at import time."""
 
@@ -285,6 +305,7 @@ class Settings(BaseSettings):
     )
     llm: LlmSettings = LlmSettings()
     cache: CacheSettings = CacheSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @model_validator(mode="after")
     def _server_needs_url(self) -> Settings:
