@@ -35,6 +35,7 @@ from typing import Any
 
 from core.errors import LedgerError
 from core.ports import Embedder, Ledger, VectorStore
+from core.telemetry import CacheResult, Stage, count_cache, stage
 from core.types import (
     Answer,
     Chunk,
@@ -256,15 +257,16 @@ class SemanticCache:
         """The cached answer of the closest question in scope, or None; `vector` is the
         question's embedding, computed here when left out."""
         start = time.perf_counter()
-        hits = self._store.search(
-            SearchQuery(
-                dense=self.embed(question) if vector is None else vector,
-                sparse=_NO_SPARSE,
-                limit=5,
-                mode=SearchMode.DENSE,
-                filters={"meta.scope": scope_of(context), "meta.corpus": corpus},
+        with stage(Stage.CACHE):
+            hits = self._store.search(
+                SearchQuery(
+                    dense=self.embed(question) if vector is None else vector,
+                    sparse=_NO_SPARSE,
+                    limit=5,
+                    mode=SearchMode.DENSE,
+                    filters={"meta.scope": scope_of(context), "meta.corpus": corpus},
+                )
             )
-        )
         now = self._clock()
         for hit in hits:
             if hit.score < self._threshold:
@@ -275,7 +277,9 @@ class SemanticCache:
                 continue
             answer = entry.answer(question, hit.score, stale)
             self._meter(answer, context, (time.perf_counter() - start) * 1000)
+            count_cache(CacheResult.STALE if stale else CacheResult.HIT)
             return answer
+        count_cache(CacheResult.MISS)
         return None
 
     def put(

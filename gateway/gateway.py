@@ -26,6 +26,7 @@ from typing import TypeVar
 from core.errors import CircuitOpenError, LedgerError, ProviderError
 from core.ports import ChatModel, Generator, Ledger
 from core.settings import LlmSettings
+from core.telemetry import Degradation, Stage, count_degraded, count_fallback, record_usage, stage
 from core.types import (
     Answer,
     AnswerEvent,
@@ -139,6 +140,7 @@ class LlmGateway:
             try:
                 completion = self._complete(spec, messages, attempts)
             except ProviderError as exc:
+                count_fallback(spec.name)
                 attempts.append(str(exc))
                 log.warning("model %s failed: %s", spec.name, exc)
                 continue
@@ -147,12 +149,16 @@ class LlmGateway:
             answer = self._llm_answer(
                 question, given, passages, completion, spec, decision, attempts
             )
+            record_usage(spec.name, completion.usage, spec.cost(completion.usage), context.tenant)
             grounded = answer.provenance.grounded if answer.provenance else None
             if self._settings.require_grounding and grounded is False:
+                count_degraded(Rung.EXTRACTIVE, Degradation.UNGROUNDED)
                 return self._finish(
                     self._ungrounded(question, passages, decision, answer), context, start
                 )
             return self._finish(answer, context, start)
+        if decision.chain:
+            count_degraded(Rung.EXTRACTIVE, Degradation.MODELS_FAILED)
         answer = self._extractive_answer(question, passages, decision, attempts)
         return self._finish(answer, context, start)
 
@@ -205,11 +211,13 @@ class LlmGateway:
             try:
                 breaker.acquire()
             except CircuitOpenError as exc:
+                count_fallback(spec.name)
                 attempts.append(str(exc))
                 continue
             try:
                 first, rest = self._start_stream(spec, messages, attempts)
             except ProviderError as exc:
+                count_fallback(spec.name)
                 breaker.failure()
                 attempts.append(str(exc))
                 log.warning("model %s failed before its first token: %s", spec.name, exc)
@@ -235,8 +243,11 @@ class LlmGateway:
             answer = self._llm_answer(
                 question, given, passages, completion, spec, decision, attempts
             )
+            record_usage(spec.name, completion.usage, spec.cost(completion.usage), context.tenant)
             yield AnswerEvent("answer", answer=self._finish(answer, context, start))
             return
+        if decision.chain:
+            count_degraded(Rung.EXTRACTIVE, Degradation.MODELS_FAILED)
         answer = self._finish(
             self._extractive_answer(question, passages, decision, attempts), context, start
         )
@@ -250,12 +261,13 @@ class LlmGateway:
     ) -> Completion:
         """One model's completion through its breaker, transient errors retried."""
         model = self._models[spec.name]
-        return self._breakers[spec.name].call(
-            lambda: self._retrying(
-                lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
-                attempts,
+        with stage(Stage.MODEL, **{"rag.model": spec.name}):
+            return self._breakers[spec.name].call(
+                lambda: self._retrying(
+                    lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
+                    attempts,
+                )
             )
-        )
 
     def _start_stream(
         self, spec: ModelSpec, messages: Sequence[ChatMessage], attempts: list[str]
@@ -263,10 +275,13 @@ class LlmGateway:
         """One model's stream up to its first chunk, transient errors retried (the caller
         holds the breaker: the stream outlives this call)."""
         model = self._models[spec.name]
-        return self._retrying(
-            lambda: _first_chunk(model.stream(messages, spec.max_output_tokens, spec.timeout_s)),
-            attempts,
-        )
+        with stage(Stage.MODEL, **{"rag.model": spec.name, "rag.stream": "true"}):
+            return self._retrying(
+                lambda: _first_chunk(
+                    model.stream(messages, spec.max_output_tokens, spec.timeout_s)
+                ),
+                attempts,
+            )
 
     def _retrying(self, call: Callable[[], T], attempts: list[str]) -> T:
         """`call` with the configured retries; each retry is noted in `attempts`."""

@@ -13,6 +13,7 @@ import time
 from core.errors import InvalidRequestError
 from core.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from core.settings import RetrievalSettings
+from core.telemetry import Stage, stage
 from core.types import Filters, Retrieval, Scope, ScoredChunk, SearchMode, SearchQuery
 
 MAX_QUERY_CHARS = 2000
@@ -76,37 +77,42 @@ class Retriever:
         if chosen is SearchMode.SPARSE:
             dense = None  # a keyword search has no use for the dense model
         elif dense is None:
-            dense = self._embedder.embed_query(query)
-        sparse = self._sparse.encode_query(query)
+            with stage(Stage.EMBED):
+                dense = self._embedder.embed_query(query)
+        with stage(Stage.SPARSE):
+            sparse = self._sparse.encode_query(query)
         timings["embed"] = elapsed_ms(start)
         s = self._settings
         start = time.perf_counter()
-        hits = self._store.search(
-            SearchQuery(
-                dense=dense,
-                sparse=sparse,
-                limit=fetch,
-                mode=chosen,
-                prefetch_limit=max(s.prefetch_k, fetch),
-                rrf_k=s.rrf_k,
-                weights=None
-                if s.dense_weight == s.sparse_weight
-                else (s.dense_weight, s.sparse_weight),
-                mmr_lambda=s.mmr_lambda,
-                filters=filters,
-                scope=scope,
+        with stage(Stage.SEARCH, **{"rag.mode": chosen.value, "rag.limit": fetch}):
+            hits = self._store.search(
+                SearchQuery(
+                    dense=dense,
+                    sparse=sparse,
+                    limit=fetch,
+                    mode=chosen,
+                    prefetch_limit=max(s.prefetch_k, fetch),
+                    rrf_k=s.rrf_k,
+                    weights=None
+                    if s.dense_weight == s.sparse_weight
+                    else (s.dense_weight, s.sparse_weight),
+                    mmr_lambda=s.mmr_lambda,
+                    filters=filters,
+                    scope=scope,
+                )
             )
-        )
         timings["search"] = elapsed_ms(start)
         if self._reranker is not None and hits:
             start = time.perf_counter()
-            hits = self._reranker.rerank(query, hits, limit)
+            with stage(Stage.RERANK, **{"rag.candidates": len(hits)}):
+                hits = self._reranker.rerank(query, hits, limit)
             timings["rerank"] = elapsed_ms(start)
         return Retrieval(hits[:limit], timings)
 
     def embed_query(self, text: str) -> list[float]:
         """The dense query vector, for callers that reuse it (the answer cache)."""
-        return self._embedder.embed_query(normalize_query(text))
+        with stage(Stage.EMBED):
+            return self._embedder.embed_query(normalize_query(text))
 
     def search(
         self,

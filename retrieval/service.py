@@ -16,6 +16,16 @@ from collections.abc import Iterator
 
 from core.errors import InvalidFilterError, StoreError
 from core.ports import AnswerCache, Generator, StreamingGenerator
+from core.telemetry import (
+    CacheResult,
+    Degradation,
+    Stage,
+    count_answer,
+    count_cache,
+    count_degraded,
+    open_stage,
+    stage,
+)
 from core.types import (
     Answer,
     AnswerEvent,
@@ -104,14 +114,18 @@ class RagService:
         vector = self._embed(cleaned)
         cached = self._cached(cleaned, context, vector)
         if cached is not None:
+            _count(cached)
             return dataclasses.replace(cached, timings_ms={"cache": elapsed_ms(start)})
         retrieval = self._retrieve(cleaned, top_k, filters, context, vector)
         if isinstance(retrieval, Answer):
+            _count(retrieval)
             return retrieval
         start = time.perf_counter()
-        answer = self._generator.generate(cleaned, retrieval.hits, context)
+        with stage(Stage.GENERATE, **{"rag.passages": len(retrieval.hits)}):
+            answer = self._generator.generate(cleaned, retrieval.hits, context)
         self._remember(cleaned, context, answer, vector)
         timings = {**retrieval.timings_ms, "generate": elapsed_ms(start)}
+        _count(answer)
         return dataclasses.replace(answer, timings_ms=timings)
 
     def ask_stream(
@@ -131,18 +145,28 @@ class RagService:
             self._retrieve(cleaned, top_k, filters, context, vector) if cached is None else cached
         )
         if isinstance(retrieval, Answer):
+            _count(retrieval)
             yield AnswerEvent("token", retrieval.text)
             yield AnswerEvent("answer", answer=retrieval)
             return
         if not isinstance(self._generator, StreamingGenerator):
-            answer = self._generator.generate(cleaned, retrieval.hits, context)
+            with stage(Stage.GENERATE, **{"rag.passages": len(retrieval.hits)}):
+                answer = self._generator.generate(cleaned, retrieval.hits, context)
+            _count(answer)
             yield AnswerEvent("token", answer.text)
             yield AnswerEvent("answer", answer=answer)
             return
-        for event in self._generator.stream(cleaned, retrieval.hits, context):
-            if event.answer is not None:
-                self._remember(cleaned, context, event.answer, vector)
-            yield event
+        # The stream resumes in other threads: its stage is timed, not made current.
+        timer = open_stage(Stage.GENERATE, **{"rag.passages": len(retrieval.hits)})
+        try:
+            for event in self._generator.stream(cleaned, retrieval.hits, context):
+                if event.answer is not None:
+                    timer.end()
+                    self._remember(cleaned, context, event.answer, vector)
+                    _count(event.answer)
+                yield event
+        finally:
+            timer.end()
 
     def _embed(self, question: str) -> QueryVector | None:
         """The question's embedding when a cache will use it (None without a cache: the
@@ -159,6 +183,7 @@ class RagService:
         try:
             return self._cache.lookup(question, context, self._corpus, vector=vector)
         except StoreError as exc:  # a broken cache must not break answering
+            count_cache(CacheResult.ERROR)
             log.warning("answer cache lookup failed: %s", exc)
             return None
 
@@ -187,6 +212,7 @@ class RagService:
                 except StoreError:
                     stale = None
                 if stale is not None:
+                    count_degraded(Rung.STALE_CACHE, Degradation.RETRIEVAL_FAILED)
                     log.warning("retrieval failed; serving a cached answer")
                     return stale
             raise
@@ -213,3 +239,9 @@ class RagService:
             self._cache.put(question, context, self._corpus, answer, vector=vector)
         except StoreError as exc:
             log.warning("could not cache the answer: %s", exc)
+
+
+def _count(answer: Answer) -> None:
+    """Count the answer by the rung that gave it (no provenance: the extractive rung)."""
+    provenance = answer.provenance
+    count_answer(Rung.EXTRACTIVE if provenance is None else provenance.rung)
