@@ -118,8 +118,8 @@ def test_docs_pages_load_their_assets_from_this_server(client: TestClient) -> No
         assert script.status_code == 200
         assert len(script.content) > 100_000
     # Everything else keeps the API's strict policy.
-    assert client.get("/healthz").headers["content-security-policy"].startswith(
-        "default-src 'none'"
+    assert (
+        client.get("/healthz").headers["content-security-policy"].startswith("default-src 'none'")
     )
 
 
@@ -133,9 +133,7 @@ def test_the_stream_is_spec_framed_server_sent_events(client: TestClient, tmp_pa
     assert set(kinds[:-1]) <= {"token"}
 
 
-def test_the_docs_render_in_a_browser_without_internet(
-    settings: Settings, tmp_path: Path
-) -> None:
+def test_the_docs_render_in_a_browser_without_internet(settings: Settings, tmp_path: Path) -> None:
     """Swagger UI and ReDoc draw the API's operations with every non-local request
     refused (FastAPI's defaults load them from a CDN and stay blank offline)."""
     from tests.services import browser_page, live_server

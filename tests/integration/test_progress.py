@@ -45,9 +45,7 @@ def _check_monotonic(events: list[IngestProgress]) -> None:
     assert all(e.files_done <= e.files_total for e in events)
 
 
-def test_progress_counts_chunks_before_the_file_is_done(
-    settings: Settings, tmp_path: Path
-) -> None:
+def test_progress_counts_chunks_before_the_file_is_done(settings: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     _long_file(folder)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
