@@ -16,6 +16,7 @@ The body names parts and error kinds, never URLs or credentials: probes are anon
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -52,8 +53,10 @@ class ReadyReport(BaseModel):
     checks: dict[str, Check]
 
 
-async def readiness(context: AppContext, timeout_s: float = CHECK_TIMEOUT_S) -> ReadyReport:
-    """Run every check concurrently; the report says which parts are down."""
+async def readiness(context: AppContext, timeout_s: float | None = None) -> ReadyReport:
+    """Run every check concurrently (each under `timeout_s`, default `CHECK_TIMEOUT_S`);
+    the report says which parts are down."""
+    timeout_s = CHECK_TIMEOUT_S if timeout_s is None else timeout_s
     probes: dict[str, tuple[Callable[[], object], bool]] = {
         "store": (context.store.count, True),
         "queue": (context.jobs.counts, True),
@@ -69,7 +72,13 @@ async def readiness(context: AppContext, timeout_s: float = CHECK_TIMEOUT_S) -> 
     checks: dict[str, Check] = {}
 
     async def run(name: str, probe: Callable[[], object], required: bool) -> None:
-        checks[name] = await _check(probe, required, timeout_s)
+        guarded = _single_flight((id(context), name), probe)
+        if guarded is None:
+            checks[name] = Check(
+                ok=False, latency_ms=0.0, required=required, error="the last probe still runs"
+            )
+        else:
+            checks[name] = await _check(guarded, required, timeout_s)
 
     async with anyio.create_task_group() as group:
         for name, (probe, required) in probes.items():
@@ -82,6 +91,32 @@ async def readiness(context: AppContext, timeout_s: float = CHECK_TIMEOUT_S) -> 
     else:
         status = Readiness.READY
     return ReadyReport(status=status, checks=checks)
+
+
+#: Probes still running, by (context, check): a dependency that hangs keeps one thread.
+_IN_FLIGHT: set[tuple[int, str]] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _single_flight(
+    key: tuple[int, str], probe: Callable[[], object]
+) -> Callable[[], object] | None:
+    """The probe, marked in flight until it returns; None while an earlier one still runs.
+    A hung call cannot be interrupted, so its thread is abandoned at the deadline: without
+    this, a flood of `/readyz` calls against a hung dependency would pile up threads."""
+    with _IN_FLIGHT_LOCK:
+        if key in _IN_FLIGHT:
+            return None
+        _IN_FLIGHT.add(key)
+
+    def guarded() -> object:
+        try:
+            return probe()
+        finally:
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.discard(key)
+
+    return guarded
 
 
 def _models_down(checks: dict[str, Check]) -> bool:

@@ -150,3 +150,37 @@ def test_the_docs_render_in_a_browser_without_internet(settings: Settings, tmp_p
     assert operations >= 10
     assert redoc_drawn
     assert (tmp_path / "docs.png").stat().st_size > 10_000
+
+
+def test_hung_probes_cannot_starve_the_threads_requests_use(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the store hangs, a flood of readiness probes is answered (503) without a new
+    thread per probe (an abandoned probe holds its thread until the store answers), and
+    ordinary requests are still served."""
+    context = client.app.state.context  # type: ignore[attr-defined]
+    release = threading.Event()
+    healthy = context.store
+
+    class HungCount:
+        def count(self, *args: object) -> int:
+            release.wait(60)
+            return 0
+
+        def __getattr__(self, name: str) -> object:  # everything else: the real store
+            return getattr(healthy, name)
+
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_S", 0.01)
+    context.__dict__["store"] = HungCount()
+    try:
+        before = threading.active_count()
+        bodies = [client.get("/readyz") for _ in range(50)]
+        grown = threading.active_count() - before
+        response = client.post("/v1/search", json={"query": "fusion", "top_k": 2})
+    finally:
+        release.set()
+        context.__dict__["store"] = healthy
+    assert {b.status_code for b in bodies} == {503}
+    assert bodies[-1].json()["checks"]["store"]["error"] == "the last probe still runs"
+    assert grown <= 3  # one hung probe, not fifty
+    assert response.status_code == 200
