@@ -287,7 +287,14 @@ def install(app: FastAPI, settings: Settings) -> None:
         body = await run_in_threadpool(exposition)  # the queue may be on Redis
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["ops"], include_in_schema=True)
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        tags=["ops"],
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    )
 
 
 def _queue(app: FastAPI) -> JobQueue | None:
