@@ -534,6 +534,32 @@ def serve(
     )
 
 
+@app.command()
+def mcp(
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAG_API_KEY",
+            show_default=False,
+            help="The API key (or OIDC token) whose scope the tools get; none in auth mode "
+            "`none`. Prefer the environment: a command line is visible to other users.",
+        ),
+    ] = None,
+) -> None:
+    """Serve `search` and `ask` to an MCP client over stdio (stdout carries the protocol)."""
+    from api import mcp_server
+
+    errors = Console(stderr=True)
+    ctx = _context()
+    try:
+        mcp_server.serve_stdio(ctx, key)
+    except RagError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
+
+
 def main() -> None:
     try:
         app()
