@@ -101,6 +101,14 @@ class AppContext(Components):
         )
 
     @cached_property
+    def extractive_service(self) -> RagService:
+        """The same retrieval answered by the extractive generator only (no model, no
+        cache): the `rag-extractive` pipeline when the LLM is on."""
+        if not self.settings.llm.enabled:
+            return self.service
+        return RagService(self.retriever(self.store), self.extractive, None)
+
+    @cached_property
     def redactor(self) -> PiiRedactor | None:
         pii = self.settings.pii
         if not pii.enabled:
