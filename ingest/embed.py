@@ -97,6 +97,10 @@ class FastEmbedder:
         return [vector.tolist() for vector in self._model.query_embed(list(texts))]
 
 
+#: Seconds without a query after which the batching thread ends (the next query starts one).
+IDLE_S = 5.0
+
+
 class QueryModel(Embedder, Protocol):
     """An embedder that can encode several queries in one call (`FastEmbedder`)."""
 
@@ -142,8 +146,20 @@ class QueryBatcher:
             self._waiting.put((text, future))
         return future.result()
 
+    def _next(self) -> tuple[str, Future[list[float]]] | None:
+        """The next waiting query; None to stop: on `close`, or after `IDLE_S` without
+        work (the thread ends, so a batcher nobody closed does not keep its model alive)."""
+        while True:
+            try:
+                return self._waiting.get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._lock:  # `embed_query` enqueues under this lock: nothing is lost
+                    if self._waiting.empty():
+                        self._worker = None
+                        return None
+
     def _run(self) -> None:
-        while (first := self._waiting.get()) is not None:
+        while (first := self._next()) is not None:
             batch = [first]
             while len(batch) < self._max_batch:
                 try:

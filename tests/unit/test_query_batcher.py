@@ -64,3 +64,34 @@ def test_a_model_error_reaches_every_caller_of_the_batch_and_the_worker_lives() 
     batcher.close()
     assert worker is not None
     assert not worker.is_alive()
+
+
+def test_an_idle_batcher_lets_its_thread_and_model_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batcher nobody closed must not pin its model in memory for ever: its thread ends
+    after `IDLE_S` without work, and the next query starts a new one."""
+    import time
+    import weakref
+
+    from ingest import embed
+
+    monkeypatch.setattr(embed, "IDLE_S", 0.05)
+    model = GatedModel()
+    model.gate.set()
+    batcher = QueryBatcher(model)
+    assert batcher.embed_query("one") == [3.0, 0.0]
+    first = batcher._worker
+    assert first is not None
+    first.join(timeout=5)
+    assert not first.is_alive()
+    assert batcher._worker is None
+    assert batcher.embed_query("again") == [5.0, 0.0]  # a new thread serves it
+    second = batcher._worker
+    del batcher
+    if second is not None:
+        second.join(timeout=5)
+    gone = weakref.ref(model)
+    del model
+    deadline = time.monotonic() + 5
+    while gone() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gone() is None
