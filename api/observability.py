@@ -19,10 +19,11 @@ import logging
 import re
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from opentelemetry.context import Context as OtelContext
 from opentelemetry.sdk.trace import Span, SpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -274,22 +275,16 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestObserver, metrics=obs.metrics_enabled, log=log)
     if not obs.metrics_enabled:
         return
-    shared = telemetry.telemetry().registry
-    own = CollectorRegistry(auto_describe=False)  # this app's queue, not the process's
-    own.register(JobQueueCollector(lambda: _queue(app)))
-
-    def exposition() -> bytes:
-        return generate_latest(shared) + generate_latest(own)
-
-    async def metrics(who: Admin) -> Response:
-        """Prometheus metrics of this process (admin role: they describe every tenant's
-        traffic, and name tenants when `observability.tenant_labels` is on)."""
-        body = await run_in_threadpool(exposition)  # the queue may be on Redis
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
+    # This app's queue, not the process's; read through a weak reference, and served by
+    # a module-level endpoint: FastAPI caches endpoints by identity for the life of the
+    # process, so a per-app closure here kept every app (and its models) alive.
+    own = CollectorRegistry(auto_describe=False)
+    ref = weakref.ref(app)
+    own.register(JobQueueCollector(lambda: _queue(ref())))
+    app.state.queue_metrics = own
     app.add_api_route(
         "/metrics",
-        metrics,
+        _metrics,
         methods=["GET"],
         tags=["ops"],
         response_class=Response,
@@ -297,6 +292,19 @@ def install(app: FastAPI, settings: Settings) -> None:
     )
 
 
-def _queue(app: FastAPI) -> JobQueue | None:
-    context = getattr(app.state, "context", None)
+async def _metrics(request: Request, who: Admin) -> Response:
+    """Prometheus metrics of this process (admin role: they describe every tenant's
+    traffic, and name tenants when `observability.tenant_labels` is on)."""
+    shared = telemetry.telemetry().registry
+    own: CollectorRegistry = request.app.state.queue_metrics
+
+    def exposition() -> bytes:
+        return generate_latest(shared) + generate_latest(own)
+
+    body = await run_in_threadpool(exposition)  # the queue may be on Redis
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _queue(app: FastAPI | None) -> JobQueue | None:
+    context = getattr(app.state, "context", None) if app is not None else None
     return None if context is None else context.jobs

@@ -184,3 +184,24 @@ def test_hung_probes_cannot_starve_the_threads_requests_use(
     assert bodies[-1].json()["checks"]["store"]["error"] == "the last probe still runs"
     assert grown <= 3  # one hung probe, not fifty
     assert response.status_code == 200
+
+
+def test_a_closed_app_releases_its_context_and_models(settings: Settings) -> None:
+    """Nothing process-wide (FastAPI's endpoint caches, the metrics registry, the query
+    batcher's thread) may keep an app's context alive after it shut down: the suite builds
+    hundreds, and each pins an embedding model."""
+    import gc
+    import time
+    import weakref
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        assert client.post("/v1/search", json={"query": "fusion"}).status_code == 200
+        assert client.get("/metrics").status_code == 200
+        context = weakref.ref(app.state.context)
+    del app, client
+    deadline = time.monotonic() + 15  # the batcher's thread ends after its idle time
+    while context() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.2)
+    assert context() is None
