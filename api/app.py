@@ -22,7 +22,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api import docs, errors, health, mcp_server, observability, openai_compat, playground
-from api.deps import Context, count_tokens, generation
+from api.deps import Context, close_stream, count_tokens, generation
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -111,9 +111,7 @@ async def _answer_stream(
             first = await run_in_threadpool(next, events, None)
             yield _AnswerStream(first, events)
         finally:  # also when the client went away: stop the model's stream
-            close = getattr(events, "close", None)
-            if close is not None:
-                await run_in_threadpool(close)
+            await close_stream(events)
 
 
 AnswerStream = Annotated[_AnswerStream, Depends(_answer_stream)]

@@ -7,6 +7,7 @@ reaching into each other, so a surface can be added without touching the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -16,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.wiring import AppContext
 from core.types import Answer, Principal, Rung
+
+log = logging.getLogger(__name__)
 
 
 def _context(request: Request) -> AppContext:
@@ -45,3 +48,16 @@ async def count_tokens(context: AppContext, who: Principal, answer: Answer) -> N
     if p is not None and p.rung is Rung.LLM:
         tokens = p.usage.input_tokens + p.usage.output_tokens
         await run_in_threadpool(context.limiter.record_tokens, who, tokens)
+
+
+async def close_stream(events: object) -> None:
+    """Stop an answer stream whose client went away (the model call ends with it). A
+    stream still inside `next()` in a worker thread cannot be closed from here: it ends
+    by itself when that call returns, and nothing reads it after."""
+    close = getattr(events, "close", None)
+    if close is None:
+        return
+    try:
+        await run_in_threadpool(close)
+    except ValueError:  # "generator already executing"
+        log.info("an answer stream was still producing when its client left")

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.deps import Context, count_tokens, generation
+from api.deps import Context, close_stream, count_tokens, generation
 from api.schemas import CitationOut, ProvenanceOut
 from api.security import Reader, request_context
 from api.wiring import AppContext
@@ -298,9 +298,7 @@ async def chat_completions(body: ChatRequest, who: Reader, context: Context) -> 
             error = {"message": problem["detail"], "type": problem["title"], "code": None}
             yield format_sse_event(data_str=json.dumps({"error": error}))
         finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                await run_in_threadpool(close)
+            await close_stream(events)
             await slot.aclose()
 
     return EventSourceResponse(chunks())
