@@ -230,11 +230,12 @@ def mount(app: FastAPI) -> None:
     allow-list, same-origin writes, body limit) and the bearer check."""
     server = build_server(_http_caller)
     app.state.mcp_server = server
-    # A route, not a `Mount`: a mount answers `/mcp` with a redirect to `/mcp/`.
+    # A route, not a `Mount`: a mount answers `/mcp` with a redirect to `/mcp/`. POST
+    # only: stateless, the server has nothing to push, so a GET stream (allowed by the
+    # spec to be 405) would only hold a connection open for ever, and there is no
+    # session to DELETE.
     endpoint = _Authenticated(server)  # an ASGI app: Starlette hands it the raw request
-    endpoint.route = Route(
-        MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False
-    )
+    endpoint.route = Route(MCP_PATH, endpoint, methods=["POST"], include_in_schema=False)
     app.router.routes.append(endpoint.route)
 
 

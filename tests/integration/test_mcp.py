@@ -197,3 +197,20 @@ def test_stdio_refuses_a_bad_key_at_start(tenants: Tenants, tmp_path: Path) -> N
         asyncio.run(_session(_stdio(tenants.settings, "nope", errlog), []))
     assert [type(e) for e in _leaves(refused.value)] == [MCPError]
     assert "invalid, revoked or expired API key" in log.read_text()
+
+
+def test_no_open_ended_streams_can_be_opened(settings: Settings) -> None:
+    """Stateless: a GET (a server-push stream) or DELETE (a session end) is 405 at once,
+    instead of a connection held open for ever per request."""
+    import httpx
+
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"allowed_hosts": ["127.0.0.1"]})}
+    )
+    with live_server(settings) as url:
+        for method in ("GET", "DELETE"):
+            response = httpx.request(
+                method, f"{url}/mcp", headers={"Accept": "text/event-stream"}, timeout=5
+            )
+            assert response.status_code == 405
+            assert response.headers["allow"] == "POST"
