@@ -6,6 +6,7 @@ Both implement the ports in `core.ports`; ingest and retrieval receive them from
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Sequence
@@ -49,12 +50,21 @@ def _register_local(name: str) -> None:
         _REGISTERED.add(name)
 
 
+@functools.lru_cache(maxsize=4)
+def _load(model: str, options: tuple[tuple[str, Any], ...]) -> Any:
+    """One ONNX session per model and options in a process, shared by every embedder built
+    from the same settings (an API, the eval suite and the tests build several contexts):
+    a session holds ~350 MB after a few batches, and ONNX Runtime sessions serve
+    concurrent calls."""
+    from fastembed import TextEmbedding
+
+    return TextEmbedding(model_name=model, **dict(options))
+
+
 class FastEmbedder:
     """Dense embeddings with fastembed (ONNX Runtime), from a local folder by default."""
 
     def __init__(self, settings: EmbeddingSettings) -> None:
-        from fastembed import TextEmbedding
-
         self._batch_size = settings.batch_size
         kwargs: dict[str, Any] = {"threads": settings.threads}
         if settings.model in LOCAL_MODELS:
@@ -73,7 +83,7 @@ class FastEmbedder:
             )
         else:
             kwargs["cache_dir"] = str(Path(settings.models_dir) / "fastembed")
-        self._model = TextEmbedding(model_name=settings.model, **kwargs)
+        self._model = _load(settings.model, tuple(sorted(kwargs.items())))
         self._name = settings.model
         self._dim = int(self._model.embedding_size)
 
