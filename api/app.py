@@ -317,14 +317,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         after: Annotated[
             str | None, Query(max_length=1024, description="`next_after` of the last page")
         ] = None,
+        offset: Annotated[int, Query(ge=0, le=1_000_000, description="Or skip this many")] = 0,
     ) -> DocumentList:
         """Your tenant's documents that you may read, in source order, a page at a time."""
-        unknown = sorted(set(request.query_params) - {"limit", "after"})
+        unknown = sorted(set(request.query_params) - {"limit", "after", "offset"})
         if unknown:  # `tenant=` is not a way to list another tenant's documents
             raise InvalidRequestError(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
         readers = None if who.can(Role.ADMIN) else who.access_groups
         page = await run_in_threadpool(
-            context.documents.list_documents, who.tenant, readers, after, limit
+            context.documents.list_documents, who.tenant, readers, after, limit, offset
         )
         return DocumentList.of(page)
 

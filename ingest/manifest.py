@@ -153,7 +153,12 @@ class SqliteManifest:
         self._write(tenant, source, content_hash, chunk_ids, "done", title, access_groups)
 
     def page(
-        self, tenant: str, readers: Sequence[str] | None, after: str | None, limit: int
+        self,
+        tenant: str,
+        readers: Sequence[str] | None,
+        after: str | None,
+        limit: int,
+        offset: int = 0,
     ) -> tuple[list[ListedRow], int]:
         """The tenant's documents after source `after`, in source order, and how many
         there are in all. With `readers` (a non-admin's groups), only documents open to
@@ -174,11 +179,11 @@ class SqliteManifest:
             count = int(total.fetchone()[0])
             query = (
                 "SELECT source, title, chunk_ids, updated_at, state, access_groups "  # noqa: S608
-                f"FROM documents WHERE {where} AND source > ? ORDER BY source LIMIT ?"
+                f"FROM documents WHERE {where} AND source > ? ORDER BY source LIMIT ? OFFSET ?"
             )
             rows = self._db.execute(
                 query,
-                [*args, after or "", limit],
+                [*args, after or "", limit, offset],
             ).fetchall()
         listed = [
             ListedRow(r[0], r[1], len(json.loads(r[2])), r[3], r[4], _decode_groups(r[5]))

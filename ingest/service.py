@@ -175,11 +175,13 @@ class IngestService:
         readers: Sequence[str] | None = None,
         after: str | None = None,
         limit: int = 50,
+        offset: int = 0,
     ) -> DocumentPage:
-        """The tenant's documents in source order, `limit` at a time after `after`. With
+        """The tenant's documents in source order, `limit` at a time after `after` (a
+        cursor: stable while documents come and go) or from `offset` (a page number). With
         `readers` (a non-admin's groups), only those they may read: a document open to
         the whole tenant or to one of the groups (the same rule as search)."""
-        rows, total = self._manifest.page(tenant, readers, after, limit + 1)
+        rows, total = self._manifest.page(tenant, readers, after, limit + 1, offset)
         more, rows = len(rows) > limit, rows[:limit]
         documents = tuple(
             DocumentInfo(

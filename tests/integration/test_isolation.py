@@ -232,6 +232,11 @@ def test_the_document_list_pages_in_source_order(world: World) -> None:
     ).json()
     assert [d["source"] for d in rest["documents"]] == ["salaries.md"]
     assert rest["next_after"] is None
+    by_offset = world.client.get(
+        "/v1/documents", params={"limit": 2, "offset": 1}, headers=world.auth("acme-hr")
+    ).json()
+    assert [d["source"] for d in by_offset["documents"]] == ["report.md", "salaries.md"]
+    assert by_offset["total"] == 3
     row = rest["documents"][0]
     assert row["access_groups"] == ["hr"]
     assert row["chunks"] >= 1
