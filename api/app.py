@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +21,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api import docs, errors, health, mcp_server, observability, openai_compat, playground
-from api.deps import Context, close_stream, count_tokens, generation
+from api.deps import Context, OpenStream, answer_stream, count_tokens, generation
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -48,7 +47,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.settings import Settings, get_settings
-from core.types import AnswerEvent, CostLine, IngestJob, Principal, RequestContext, Role
+from core.types import CostLine, IngestJob, Principal, RequestContext, Role
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.service import discard_upload
@@ -89,32 +88,23 @@ def _upload_name(raw: str | None) -> str:
     return name
 
 
-@dataclass(frozen=True, slots=True)
-class _AnswerStream:
-    first: AnswerEvent | None
-    events: Iterator[AnswerEvent]
-
-
 def _ask_context(who: Principal, body: AskRequest) -> RequestContext:
     return request_context(who, body.tenant, body.access_groups, body.sensitivity)
 
 
 async def _answer_stream(
     body: AskRequest, who: Reader, context: Context
-) -> AsyncIterator[_AnswerStream]:
-    """Retrieval and the first event, before the response starts (so their errors
-    still get a status), holding a generation slot until the stream has ended."""
+) -> AsyncIterator[OpenStream]:
+    """The stream, opened before the response starts (`api.deps.answer_stream`)."""
     scope = _ask_context(who, body)
-    async with generation(context, who):
-        events = context.service.ask_stream(body.question, body.top_k, body.filters, scope)
-        try:
-            first = await run_in_threadpool(next, events, None)
-            yield _AnswerStream(first, events)
-        finally:  # also when the client went away: stop the model's stream
-            await close_stream(events)
+    service = context.service
+    async with answer_stream(
+        context, who, service, body.question, body.top_k, body.filters, scope
+    ) as stream:
+        yield stream
 
 
-AnswerStream = Annotated[_AnswerStream, Depends(_answer_stream)]
+AnswerStream = Annotated[OpenStream, Depends(_answer_stream)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -8,15 +8,17 @@ reaching into each other, so a surface can be added without touching the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.wiring import AppContext
-from core.types import Answer, Principal, Rung
+from core.types import Answer, AnswerEvent, Filters, Principal, RequestContext, Rung
+from retrieval.service import RagService
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,36 @@ async def count_tokens(context: AppContext, who: Principal, answer: Answer) -> N
     if p is not None and p.rung is Rung.LLM:
         tokens = p.usage.input_tokens + p.usage.output_tokens
         await run_in_threadpool(context.limiter.record_tokens, who, tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenStream:
+    """An answer stream whose first event is already known."""
+
+    first: AnswerEvent | None
+    events: Iterator[AnswerEvent]
+
+
+@asynccontextmanager
+async def answer_stream(
+    context: AppContext,
+    who: Principal,
+    service: RagService,
+    question: str,
+    top_k: int | None,
+    filters: Filters | None,
+    scope: RequestContext,
+) -> AsyncIterator[OpenStream]:
+    """Retrieval and the first event run on entry, before a response starts (so their
+    errors still get a status); the generation slot is held until exit, which also stops
+    the model's stream when the client went away. Every streaming surface uses it."""
+    async with generation(context, who):
+        events = service.ask_stream(question, top_k, filters, scope)
+        try:
+            first = await run_in_threadpool(next, events, None)
+            yield OpenStream(first, events)
+        finally:
+            await close_stream(events)
 
 
 async def close_stream(events: object) -> None:

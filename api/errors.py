@@ -8,8 +8,9 @@ Validation errors never echo the input back: an oversized or hostile value stays
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,27 +81,41 @@ def problem(
     )
 
 
-async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
+class Classified(NamedTuple):
+    """What an error means to a caller: its status, its kind, and a detail safe to show."""
+
+    status: int
+    kind: str
+    detail: str
+
+
+def classify(exc: BaseException) -> Classified:
+    """The one mapping every surface uses (HTTP, event streams, MCP tool errors). Client
+    errors say what was wrong; a server error names its kind, never its internals."""
     for cls, status, kind in _STATUS:
         if isinstance(exc, cls):
-            log.log(
-                logging.ERROR if status >= 500 else logging.INFO,
-                "%s %s -> %s: %s",
-                request.method,
-                request.url.path,
-                status,
-                exc,
-                exc_info=status >= 500 and kind in ("internal", "configuration"),
-            )
-            # Client errors say what was wrong; server errors do not leak internals.
             detail = str(exc) if status < 500 or kind != "internal" else "internal error"
-            headers: dict[str, str] = {}
-            if isinstance(exc, AuthenticationError):
-                headers["WWW-Authenticate"] = 'Bearer realm="rag"'
-            if isinstance(exc, RejectedError):
-                headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-            return problem(status, kind, detail, headers)
-    return await _unexpected(request, exc)
+            return Classified(status, kind, detail[:_MAX_DETAIL])
+    return Classified(500, "internal", "internal error")
+
+
+async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
+    status, kind, detail = classify(exc)
+    log.log(
+        logging.ERROR if status >= 500 else logging.INFO,
+        "%s %s -> %s: %s",
+        request.method,
+        request.url.path,
+        status,
+        exc,
+        exc_info=status >= 500 and kind in ("internal", "configuration"),
+    )
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="rag"'
+    if isinstance(exc, RejectedError):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    return problem(status, kind, detail, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -147,19 +162,17 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-def stream_error(exc: Exception) -> str:
-    """The problem JSON of an error that ends a stream whose status was already sent."""
-    import json
-
-    for cls, status, kind in _STATUS:
-        if isinstance(exc, cls):
-            detail = str(exc) if status < 500 or kind != "internal" else "internal error"
-            break
-    else:
-        status, kind, detail = 500, "internal", "internal error"
+def stream_problem(exc: Exception) -> dict[str, Any]:
+    """The problem object of an error that ends a stream whose status was already sent."""
+    status, kind, detail = classify(exc)
     log.error("stream ended by %s: %s", type(exc).__name__, exc, exc_info=status >= 500)
-    body = {"type": f"about:blank#{kind}", "title": kind.replace("-", " "), "status": status}
-    return json.dumps({**body, "detail": detail[:_MAX_DETAIL]})
+    title = kind.replace("-", " ")
+    return {"type": f"about:blank#{kind}", "title": title, "status": status, "detail": detail}
+
+
+def stream_error(exc: Exception) -> str:
+    """`stream_problem` as the JSON of an `error` event."""
+    return json.dumps(stream_problem(exc))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

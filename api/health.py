@@ -66,9 +66,7 @@ async def readiness(context: AppContext, timeout_s: float | None = None) -> Read
     if context.settings.llm.enabled:
         probes["ledger"] = (context.ledger.ping, True)
         for name, model in context.chat_models.items():
-            ping = getattr(model, "ping", None)
-            if ping is not None:
-                probes[f"model:{name}"] = (_bind(ping, timeout_s), False)
+            probes[f"model:{name}"] = (_bind(model.ping, timeout_s), False)
     checks: dict[str, Check] = {}
 
     async def run(name: str, probe: Callable[[], object], required: bool) -> None:

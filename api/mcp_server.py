@@ -35,15 +35,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from api import errors
 from api.deps import count_tokens, generation
 from api.schemas import CitationOut, Filters, Hit, Name, QueryText
 from api.security import principal, request_context, require
 from core.errors import (
-    AuthenticationError,
-    InvalidRequestError,
-    PermissionDeniedError,
     RagError,
-    RejectedError,
 )
 from core.types import Answer, Principal, Role, Rung, SearchMode
 
@@ -98,27 +95,18 @@ class AskResult(BaseModel):
             rung=p.rung if p else None,
             model=p.model if p else answer.generator,
             grounded=p.grounded if p else None,
-            citations=[
-                CitationOut(**{k: getattr(c, k) for k in CitationOut.model_fields})
-                for c in answer.citations
-            ],
+            citations=[CitationOut.of(c) for c in answer.citations],
         )
-
-
-#: Errors whose message is for the caller (as in `api/errors.py`: client errors say what
-#: was wrong); anything else reaches the client as the error's kind only.
-_CALLER_ERRORS = (AuthenticationError, PermissionDeniedError, RejectedError, InvalidRequestError)
 
 
 @contextmanager
 def _as_tool_errors() -> Iterator[None]:
-    """Template errors become tool errors (`isError` results) the model can read."""
+    """Template errors become tool errors (`isError` results) the model can read, with the
+    detail the HTTP API would give (`api.errors.classify`)."""
     try:
         yield
-    except _CALLER_ERRORS as exc:
-        raise ToolError(str(exc)) from exc
-    except RagError as exc:  # a server-side failure: say which, not its internals
-        raise ToolError(f"the service failed ({type(exc).__name__}); try again later") from exc
+    except RagError as exc:
+        raise ToolError(errors.classify(exc).detail) from exc
 
 
 @contextmanager

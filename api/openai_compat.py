@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.deps import Context, close_stream, count_tokens, generation
+from api.deps import Context, answer_stream, count_tokens, generation
 from api.schemas import CitationOut, ProvenanceOut
 from api.security import Reader, request_context
 from api.wiring import AppContext
@@ -213,10 +213,7 @@ def _extension(answer: Answer, turn: _Turn, estimated: bool) -> RagExtension:
     return RagExtension(
         found=answer.found,
         standalone_query=turn.query,
-        citations=[
-            CitationOut(**{k: getattr(c, k) for k in CitationOut.model_fields})
-            for c in answer.citations
-        ],
+        citations=[CitationOut.of(c) for c in answer.citations],
         provenance=ProvenanceOut.of(answer.provenance) if answer.provenance else None,
         usage_estimated=estimated,
     )
@@ -265,22 +262,17 @@ async def chat_completions(body: ChatRequest, who: Reader, context: Context) -> 
             rag=_extension(answer, turn, estimated),
         )
         return JSONResponse(completion.model_dump(mode="json"))
-    slot = AsyncExitStack()  # held until the stream ends, not when this handler returns
-    await slot.enter_async_context(generation(context, who))
-    try:
-        events = service.ask_stream(turn.query, None, None, turn.scope)
-        # Retrieval runs before the response starts, so its errors still get a status.
-        first = await run_in_threadpool(next, events, None)
-    except BaseException:
-        await slot.aclose()
-        raise
+    held = AsyncExitStack()  # held until the stream ends, not when this handler returns
+    stream = await held.enter_async_context(
+        answer_stream(context, who, service, turn.query, None, None, turn.scope)
+    )
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     async def chunks() -> AsyncIterator[bytes]:
         cid = _completion_id()
         try:
             yield _chunk(cid, turn.model, {"role": "assistant", "content": ""})
-            event = first
+            event = stream.first
             while event is not None:
                 if event.answer is not None:
                     await count_tokens(context, who, event.answer)
@@ -291,15 +283,14 @@ async def chat_completions(body: ChatRequest, who: Reader, context: Context) -> 
                         yield _chunk_usage(cid, turn.model, usage)
                 elif event.text:
                     yield _chunk(cid, turn.model, {"content": event.text})
-                event = await run_in_threadpool(next, events, None)
+                event = await run_in_threadpool(next, stream.events, None)
             yield format_sse_event(data_str="[DONE]")
         except Exception as exc:  # noqa: BLE001 - the status is sent: say it in the stream
-            problem = json.loads(errors.stream_error(exc))
+            problem = errors.stream_problem(exc)
             error = {"message": problem["detail"], "type": problem["title"], "code": None}
             yield format_sse_event(data_str=json.dumps({"error": error}))
         finally:
-            await close_stream(events)
-            await slot.aclose()
+            await held.aclose()
 
     return EventSourceResponse(chunks())
 

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from core.types import (
     NAME_PATTERN,
     Answer,
+    Citation,
     DocumentInfo,
     DocumentPage,
     IngestProgress,
@@ -129,6 +130,10 @@ class CitationOut(BaseModel):
     chunk_id: str
     quote: str
 
+    @classmethod
+    def of(cls, citation: Citation) -> CitationOut:
+        return cls(**{k: getattr(citation, k) for k in cls.model_fields})
+
 
 class ProvenanceOut(BaseModel):
     """How the answer was made: which rung of the ladder, which model and why, at what cost."""
@@ -186,10 +191,7 @@ class AskResponse(BaseModel):
             answer=answer.text,
             found=answer.found,
             generator=answer.generator,
-            citations=[
-                CitationOut(**{k: getattr(c, k) for k in CitationOut.model_fields})
-                for c in answer.citations
-            ],
+            citations=[CitationOut.of(c) for c in answer.citations],
             provenance=ProvenanceOut.of(answer.provenance) if answer.provenance else None,
             timings_ms=dict(answer.timings_ms),
         )

@@ -135,6 +135,10 @@ class ChatModel(Protocol):
     @property
     def name(self) -> str: ...
 
+    def ping(self, timeout_s: float) -> None:
+        """Is the provider there? A call that spends no tokens (readiness probes)."""
+        ...
+
     def complete(
         self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
     ) -> Completion: ...

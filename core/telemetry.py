@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from enum import StrEnum
@@ -225,17 +225,12 @@ def stage(stage: Stage, **attributes: AttributeValue) -> Iterator[None]:
     (current inside, so nested stages and model calls become its children). Attributes
     must be bounded values (a model name, a mode, a count), never the question."""
     timer = StageTimer(stage, attributes)
-    if timer.span is None:
-        try:
-            yield
-        except BaseException as exc:
-            timer.end(exc)
-            raise
-        timer.end()
-        return
-    from opentelemetry import trace
+    current: AbstractContextManager[object] = nullcontext()
+    if timer.span is not None:
+        from opentelemetry import trace
 
-    with trace.use_span(timer.span, end_on_exit=False, record_exception=False):
+        current = trace.use_span(timer.span, end_on_exit=False, record_exception=False)
+    with current:
         try:
             yield
         except BaseException as exc:

@@ -13,147 +13,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 #: Words that make a question lean on an earlier one.
-_ANAPHORA = frozenset(
-    [
-        "it",
-        "its",
-        "it's",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "he",
-        "she",
-        "his",
-        "her",
-        "one",
-        "ones",
-        "former",
-        "latter",
-        "such",
-        "same",
-    ]
+_ANAPHORA = _words(
+    "it its it's they them their theirs this that these those there he she his her one ones "
+    "former latter such same"
 )
 _OPENERS = ("and ", "but ", "also ", "what about ", "how about ", "and what", "so ")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "by",
-        "with",
-        "from",
-        "at",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "do",
-        "does",
-        "did",
-        "how",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "when",
-        "where",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "i",
-        "you",
-        "we",
-        "me",
-        "my",
-        "your",
-        "our",
-        "us",
-        "and",
-        "or",
-        "but",
-        "not",
-        "no",
-        "so",
-        "if",
-        "then",
-        "than",
-        "too",
-        "very",
-        "just",
-        "about",
-        "into",
-        "over",
-        "under",
-        "more",
-        "most",
-        "less",
-        "least",
-        "much",
-        "many",
-        "some",
-        "any",
-        "each",
-        "every",
-        "all",
-        "both",
-        "either",
-        "neither",
-        "own",
-        "other",
-        "another",
-        "also",
-        "there",
-        "here",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "this",
-        "that",
-        "these",
-        "those",
-        "he",
-        "she",
-        "his",
-        "her",
-        "one",
-        "ones",
-        "please",
-        "tell",
-        "explain",
-        "describe",
-        "show",
-        "give",
-        "list",
-        "name",
-        "does",
-        "doesn",
-    ]
+#: Words that carry no topic (the anaphora included): never borrowed from an earlier turn.
+_STOP = _ANAPHORA | _words(
+    """a an the of to in on for by with from at as is are was were be been being do does did
+    how what which who whom whose why when where can could should would will shall may might
+    must i you we me my your our us and or but not no so if then than too very just about
+    into over under more most less least much many some any each every all both either
+    neither own other another also here please tell explain describe show give list name
+    doesn"""
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.'-]*")
 #: A question with fewer content words than this says too little on its own.

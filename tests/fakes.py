@@ -252,6 +252,12 @@ class ScriptedChatModel:
             raise step
         return step
 
+    def ping(self, timeout_s: float) -> None:
+        """Up unless the next step of the script is an error."""
+        step = self._script[min(self.calls + 1, len(self._script)) - 1]
+        if isinstance(step, Exception):
+            raise step
+
     def complete(
         self, messages: Sequence[ChatMessage], max_tokens: int, timeout_s: float
     ) -> Completion:
