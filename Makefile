@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-matrix costs clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-realdocs eval-unanswerable eval-matrix costs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -118,6 +118,16 @@ eval-beir: setup ## BEIR retrieval metrics: DATA=<dir> [SPLIT=test] [OUT=f.json]
 
 eval-qa: setup ## QA folder answer metrics: DATA=<dir> [OUT=f.json] [LIMIT=n]
 	$(VENV)/bin/rag eval qa $(DATA) $(if $(OUT),--out $(OUT)) $(if $(LIMIT),--limit $(LIMIT))
+
+eval-docs: setup ## Your own documents: DOCS=<folder> QUESTIONS=<file.jsonl> [OUT=f.json] (+ .html, .md)
+	$(VENV)/bin/rag eval docs $(DOCS) $(QUESTIONS) $(if $(OUT),--out $(OUT))
+
+eval-realdocs: setup ## eval-docs on Debian package manuals from this machine (eval/realdocs) [OUT=f.json]
+	$(VENV)/bin/python eval/realdocs/build.py .data/realdocs
+	$(VENV)/bin/rag eval docs .data/realdocs eval/realdocs/questions.jsonl --out $(or $(OUT),reports/realdocs.json)
+
+eval-unanswerable: setup ## A QA folder with some articles removed (their questions unanswerable): DATA=<dir> OUT=<dir> [REMOVE=4] [SEED=0]
+	$(VENV)/bin/rag eval unanswerable $(DATA) $(OUT) --remove $(or $(REMOVE),4) --seed $(or $(SEED),0)
 
 eval-matrix: setup ## Tradeoff table of pipeline configs: DATA=<dir> [SPLIT=test] [LIMIT=n]
 	$(VENV)/bin/rag eval matrix $(DATA) --split $(or $(SPLIT),test) $(if $(LIMIT),--limit $(LIMIT)) --out $(or $(OUT),reports)

@@ -45,10 +45,10 @@ class Components:
 
     @cached_property
     def extractive(self) -> ExtractiveGenerator:
-        answer = self.settings.answer
-        return ExtractiveGenerator(
-            answer.max_passages, answer.max_sentences, answer.min_term_overlap
-        )
+        from ingest.embed import model_vocabulary
+
+        vocabulary = model_vocabulary(self.settings.embedding)
+        return ExtractiveGenerator(self.embedder, self.settings.answer, vocabulary)
 
     @cached_property
     def catalog(self) -> Catalog:

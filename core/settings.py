@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
+from core.types import Fusion
 
 
 class StoreSettings(BaseModel):
@@ -91,11 +92,14 @@ class PiiSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    """Hybrid search: each index prefetches candidates, the engine fuses them with RRF."""
+    """Hybrid search: each index prefetches candidates, the engine fuses them (DBSF)."""
 
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     top_k: int = Field(default=5, ge=1, le=100)
     prefetch_k: int = Field(default=50, ge=1, le=1000)
+    fusion: Fusion = Field(
+        default=Fusion.DBSF, description="dbsf (normalised scores) or rrf (ranks); ADR 0021"
+    )
     rrf_k: int = Field(default=60, ge=1)
     dense_weight: float = Field(default=1.0, gt=0)
     sparse_weight: float = Field(default=1.0, gt=0)
@@ -119,10 +123,14 @@ class RerankSettings(BaseModel):
 
 
 class AnswerSettings(BaseModel):
-    """The extractive generator: how much to quote and when to say "not found"."""
+    """The extractive generator: where to look, how much to quote, when to say "not found".
 
-    max_passages: int = Field(default=3, ge=1)
-    max_sentences: int = Field(default=4, ge=1)
+    `min_support` is the bar on similarity + coverage / 2 of the best sentence (ADR 0021);
+    `min_term_overlap` is the bar on coverage alone when no embedding model is wired in."""
+
+    max_passages: int = Field(default=5, ge=1, le=50)
+    max_words: int = Field(default=50, ge=5, le=1000)
+    min_support: float = Field(default=0.69, ge=0.0, le=2.0)
     min_term_overlap: float = Field(default=0.34, ge=0.0, le=1.0)
 
 

@@ -118,6 +118,17 @@ class SearchMode(StrEnum):
     HYBRID = "hybrid"
 
 
+class Fusion(StrEnum):
+    """How a hybrid search merges its dense and BM25 candidates (ADR 0021).
+
+    `rrf` uses ranks only (1 / (k + rank)); `dbsf` normalises each list's scores by its
+    own mean and spread (mean +- 3 sigma) and sums them, so a clear winner in one list
+    counts more than a near tie."""
+
+    RRF = "rrf"
+    DBSF = "dbsf"
+
+
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
     """Everything the store needs to run one query; built by retrieval, not by callers.
@@ -130,6 +141,7 @@ class SearchQuery:
     limit: int
     mode: SearchMode = SearchMode.HYBRID
     prefetch_limit: int = 50
+    fusion: Fusion = Fusion.RRF
     rrf_k: int = 60
     weights: tuple[float, float] | None = None
     mmr_lambda: float | None = None

@@ -45,6 +45,15 @@ def f1(prediction: str, references: Sequence[str]) -> float:
     return best
 
 
+def string_present(prediction: str, references: Sequence[str]) -> float:
+    """1.0 when any reference occurs in the answer, both normalised (SQuAD's rules), so
+    case, punctuation and articles do not decide it."""
+    answer = f" {normalize_answer(prediction)} "
+    return float(
+        any(normalize_answer(r) and f" {normalize_answer(r)} " in answer for r in references)
+    )
+
+
 def answer_in_context(references: Sequence[str], contexts: Sequence[str]) -> float:
     """1.0 when any reference answer occurs in the retrieved passages (normalised)."""
     haystack = normalize_answer(" ".join(contexts))
@@ -57,14 +66,13 @@ class RagasScorer:
     names = (
         "non_llm_context_recall",
         "non_llm_context_precision_with_reference",
-        "string_present",
         "rouge_score",
         "non_llm_string_similarity",
     )
 
     def __init__(self) -> None:
         apply_offline_defaults()
-        from ragas.metrics.collections import NonLLMStringSimilarity, RougeScore, StringPresence
+        from ragas.metrics.collections import NonLLMStringSimilarity, RougeScore
 
         with warnings.catch_warnings():
             # The context metrics have no ragas.metrics.collections version in 0.4.3 yet.
@@ -75,7 +83,6 @@ class RagasScorer:
         self._sample = SingleTurnSample
         self._context_recall = NonLLMContextRecall()
         self._context_precision = NonLLMContextPrecisionWithReference()
-        self._presence = StringPresence()
         self._rouge = RougeScore()
         self._similarity = NonLLMStringSimilarity()
 
@@ -115,7 +122,6 @@ class RagasScorer:
             )
         if reference:
             for key, metric in (
-                ("string_present", self._presence),
                 ("rouge_score", self._rouge),
                 ("non_llm_string_similarity", self._similarity),
             ):

@@ -249,8 +249,8 @@ def qa(
                 r.id,
                 r.question,
                 r.answers,
-                frozenset({r.gold_context_id}),
-                (by_id.get(r.gold_context_id, ""),),
+                frozenset({r.gold_context_id} if r.gold_context_id else ()),
+                (by_id.get(r.gold_context_id, ""),) if r.gold_context_id else (),
             )
             for r in rows
         ]
@@ -274,9 +274,11 @@ def qa(
     emit_json(
         {
             **result.aggregates,
+            "answer_words": result.answer_words,
             "latency_ms": result.latency_ms,
             "cost": result.cost,
             "questions": len(items),
+            "unanswerable": sum(not item.answers for item in items),
             "skipped": result.skipped,
             "config": {
                 "dataset": str(data),
@@ -290,6 +292,50 @@ def qa(
     )
 
 
+@app.command("docs")
+def docs_eval(
+    docs: Annotated[Path, typer.Argument(help="Folder of your documents.")],
+    questions: Annotated[Path, typer.Argument(help="JSONL: question, answers[], source.")],
+    out: Annotated[
+        Path | None, typer.Option(help="JSON report path (the HTML and Markdown beside it).")
+    ] = None,
+) -> None:
+    """Your documents in their own collection, every question asked: source_hit@3,
+    answer_contains, abstain_rate, false_abstain_rate, answer length, latency."""
+    from eval.docs import load_questions, report_view, run_docs
+    from eval.report import write_reports
+
+    settings = get_settings()
+    try:
+        items = load_questions(questions)
+        with _progress() as task:
+            report = run_docs(settings, docs, items, task)
+    except RagError as exc:
+        _fail(exc)
+    target = out or DEFAULT_REPORTS / "docs.json"
+    paths = write_reports(report_view(report), target.parent, target.stem)
+    emit_json(report, target)  # the full report replaces the view's JSON
+    console.print(f"reports: {target}, {paths['html']}, {paths['md']}")
+
+
+@app.command("unanswerable")
+def unanswerable(
+    data: Annotated[Path, typer.Argument(help="QA folder (e.g. the SQuAD half).")],
+    out: Annotated[Path, typer.Argument(help="New QA folder to write.")],
+    remove: Annotated[int, typer.Option(help="Articles to take out of the corpus.")] = 4,
+    seed: Annotated[int, typer.Option(help="Which articles, and the question order.")] = 0,
+) -> None:
+    """A QA folder with unanswerable questions: some articles leave the corpus, their
+    questions stay with `answers: []` (for `make eval-qa`'s abstention figures)."""
+    from eval.datasets import write_unanswerable
+
+    try:
+        summary = write_unanswerable(data, out, remove, seed)
+    except RagError as exc:
+        _fail(exc)
+    emit_json(summary, None)
+
+
 #: Each config changes the default pipeline (chunked at RAG_INGEST__CHUNK_SIZE) in one way.
 MATRIX: dict[str, dict[str, Any]] = {
     "dense": {"retrieval": {"mode": "dense"}},
@@ -297,6 +343,9 @@ MATRIX: dict[str, dict[str, Any]] = {
     "hybrid-rrf": {},
     "hybrid-weighted-bm25x2": {"retrieval": {"sparse_weight": 2.0}},
     "hybrid-mmr-0.7": {"retrieval": {"mmr_lambda": 0.7}},
+    "hybrid-dbsf": {"retrieval": {"fusion": "dbsf"}},
+    "hybrid-dbsf-prefetch-100": {"retrieval": {"fusion": "dbsf", "prefetch_k": 100}},
+    "hybrid-dbsf-prefetch-25": {"retrieval": {"fusion": "dbsf", "prefetch_k": 25}},
     "hybrid-whole-docs": {"chunk_size": None},
     "hybrid-chunks-1200": {"chunk_size": 1200},
     "hybrid-L3-model": {"embedding": {"model": "paraphrase-MiniLM-L3-v2"}},
@@ -336,7 +385,9 @@ def matrix(
         settings = base.model_copy(
             deep=True,
             update={
-                section: getattr(base, section).model_copy(update=values)
+                section: type(getattr(base, section)).model_validate(
+                    {**getattr(base, section).model_dump(), **values}
+                )
                 for section, values in change.items()
                 if section in ("retrieval", "embedding")
             },

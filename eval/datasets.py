@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.errors import InvalidRequestError
 
@@ -75,7 +77,8 @@ def load_beir(folder: Path, split: str = "test", limit: int | None = None) -> Be
 
 def load_qa_folder(folder: Path, limit: int | None = None) -> tuple[BeirDataset, list[QaRow]]:
     """A QA folder: `corpus.jsonl` (BEIR) and `qa.jsonl` rows {id, question, answers[],
-    gold_context_id}; `limit` keeps the first n questions."""
+    gold_context_id}; `answers: []` (gold_context_id null or absent) marks a question the
+    corpus cannot answer. `limit` keeps the first n questions."""
     qa_path = folder / "qa.jsonl"
     for required in (folder / "corpus.jsonl", qa_path):
         if not required.is_file():
@@ -83,13 +86,12 @@ def load_qa_folder(folder: Path, limit: int | None = None) -> tuple[BeirDataset,
     rows = []
     for row in _jsonl(qa_path):
         try:
+            answers = tuple(str(a) for a in row["answers"])  # type: ignore[attr-defined]
+            gold = row.get("gold_context_id")
+            if answers and not gold:
+                raise KeyError("gold_context_id")
             rows.append(
-                QaRow(
-                    str(row["id"]),
-                    str(row["question"]),
-                    tuple(str(a) for a in row["answers"]),  # type: ignore[attr-defined]
-                    str(row["gold_context_id"]),
-                )
+                QaRow(str(row["id"]), str(row["question"]), answers, str(gold) if gold else None)
             )
         except KeyError as exc:
             raise InvalidRequestError(f"{qa_path}: a row lacks {exc}") from exc
@@ -99,7 +101,7 @@ def load_qa_folder(folder: Path, limit: int | None = None) -> tuple[BeirDataset,
         BeirDoc(str(r["_id"]), str(r.get("title") or ""), str(r.get("text") or ""))
         for r in _jsonl(folder / "corpus.jsonl")
     ]
-    qrels = {row.id: {row.gold_context_id: 1} for row in rows}
+    qrels = {row.id: {row.gold_context_id: 1} for row in rows if row.gold_context_id}
     queries = {row.id: row.question for row in rows}
     return BeirDataset(folder.name, corpus, queries, qrels), rows
 
@@ -109,4 +111,43 @@ class QaRow:
     id: str
     question: str
     answers: tuple[str, ...]
-    gold_context_id: str
+    #: None for a question the corpus does not answer.
+    gold_context_id: str | None
+
+
+def write_unanswerable(source: Path, out: Path, remove: int = 4, seed: int = 0) -> dict[str, Any]:
+    """Copy a QA folder with `remove` of its articles taken out of the corpus: their
+    questions stay, marked unanswerable (`answers: []`). The questions are shuffled
+    (seeded), so the first n (`LIMIT`) mix both kinds. An article is the part of a passage
+    id before `__p` (the SQuAD folder's convention), matched to the rows' `title`."""
+    dataset, rows = load_qa_folder(source)
+    titles = sorted({_article(row.gold_context_id) for row in rows if row.gold_context_id})
+    if not 0 < remove < len(titles):
+        raise InvalidRequestError(f"remove must be 1..{len(titles) - 1} articles, not {remove}")
+    removed = sorted(random.Random(seed).sample(titles, remove))  # noqa: S311 - a sample, not a secret
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        for doc in dataset.corpus:
+            if _article(doc.id) not in removed:
+                handle.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}))
+                handle.write("\n")
+    questions = []
+    for row in rows:
+        gone = row.gold_context_id is not None and _article(row.gold_context_id) in removed
+        questions.append(
+            {
+                "id": row.id,
+                "question": row.question,
+                "answers": [] if gone else list(row.answers),
+                "gold_context_id": None if gone else row.gold_context_id,
+            }
+        )
+    random.Random(seed).shuffle(questions)  # noqa: S311 - an order, not a secret
+    with (out / "qa.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(q) + "\n" for q in questions)
+    unanswerable = sum(not q["answers"] for q in questions)
+    return {"removed": removed, "questions": len(questions), "unanswerable": unanswerable}
+
+
+def _article(passage_id: str) -> str:
+    return passage_id.rsplit("__p", 1)[0]

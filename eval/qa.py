@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.ports import Generator
-from eval.answers import RagasScorer, answer_in_context, exact_match, f1
+from eval.answers import RagasScorer, answer_in_context, exact_match, f1, string_present
 from eval.stats import percentiles
 from retrieval.search import Retriever
 
@@ -39,6 +39,8 @@ class QaRun:
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
+    #: Length in words of the answers given to answerable questions (abstentions left out).
+    answer_words: dict[str, float] = field(default_factory=dict)
 
 
 def _ranking_metrics(ranked: Sequence[str], relevant: frozenset[str], k: int) -> dict[str, float]:
@@ -61,10 +63,13 @@ def run_qa(
     with_ragas: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> QaRun:
-    """Answer every item and score it; aggregates are means over the items they apply to."""
+    """Answer every item and score it; aggregates are means over the items they apply to:
+    answer metrics over the answerable items (an abstention scores 0), `abstained` over the
+    unanswerable ones (`answers` empty)."""
     scorer = RagasScorer() if with_ragas else None
     run = QaRun()
     stage_samples: dict[str, list[float]] = {}
+    words: list[float] = []
     for item in items:
         retrieval = retriever.retrieve(item.question, top_k=max(top_k, RETRIEVAL_DEPTH))
         start = time.perf_counter()
@@ -96,8 +101,11 @@ def run_qa(
             row.update(_ranking_metrics(ranked, item.relevant, top_k) if item.relevant else {})
             row["answer_in_context"] = answer_in_context(item.answers, contexts)
             row["exact_match"] = exact_match(answer.text, item.answers)
-            row["f1"] = f1(answer.text, item.answers)
+            row["token_f1"] = row["f1"] = f1(answer.text, item.answers)
+            row["string_present"] = string_present(answer.text, item.answers)
             row["answered"] = float(answer.found)
+            if answer.found:
+                words.append(len(answer.text.split()))
             if scorer is not None:
                 row.update(
                     scorer.score(
@@ -124,6 +132,12 @@ def run_qa(
     for key in metric_keys:
         values = [row[key] for row in run.rows if key in row]
         run.aggregates[key] = round(sum(values) / len(values), 4)
+    # The two error rates of the "not found" decision, named as in the abstention literature.
+    if "abstained" in run.aggregates:
+        run.aggregates["abstain_rate"] = run.aggregates["abstained"]
+    if "answered" in run.aggregates:
+        run.aggregates["false_abstain_rate"] = round(1 - run.aggregates["answered"], 4)
+    run.answer_words = percentiles(words)
     run.latency_ms = {stage: percentiles(samples) for stage, samples in stage_samples.items()}
     rungs: dict[str, int] = {}
     for row in run.rows:

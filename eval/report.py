@@ -199,6 +199,11 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> dict[str,
             ),
             table_html,
         ]
+    if report.get("failures"):
+        columns = list(report["failures"][0].keys())
+        table_md, table_html = _table(report["failures"], columns)
+        md += [f"## Failures ({len(report['failures'])})", "", table_md, ""]
+        sections += [f"<h2>Failures ({len(report['failures'])})</h2>", table_html]
     failures = [r for r in rows if r.get("answers_expected", True) and r.get("hit@1") == 0.0]
     if failures:
         md += ["## Questions whose first hit was not relevant", ""]

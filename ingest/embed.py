@@ -61,6 +61,20 @@ def _load(model: str, options: tuple[tuple[str, Any], ...]) -> Any:
     return TextEmbedding(model_name=model, **dict(options))
 
 
+def model_vocabulary(settings: EmbeddingSettings) -> frozenset[str] | None:
+    """The whole words of a local model's WordPiece vocabulary (None when it has none).
+
+    A question word outside it ("rsync", "nginx", "xz") is a name the model only knows in
+    pieces: the extractive generator requires such a word in a retrieved passage."""
+    if settings.model not in LOCAL_MODELS:
+        return None
+    path = model_dir(settings.models_dir, settings.model) / "vocab.txt"
+    if not path.is_file():
+        return None
+    words = path.read_text(encoding="utf-8").split()
+    return frozenset(w for w in words if w.isalpha() and not w.startswith("##"))
+
+
 class FastEmbedder:
     """Dense embeddings with fastembed (ONNX Runtime), from a local folder by default."""
 

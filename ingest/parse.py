@@ -35,6 +35,23 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from core.errors import IngestError, UnsupportedFormatError
 from core.types import Element, ParsedDocument
+from ingest.structure import (
+    clean_html,
+    drop_boilerplate,
+    drop_navigation_sections,
+    info_to_markdown,
+    is_page_number,
+    is_running_line,
+    is_toc_line,
+    join_lines,
+    looks_like_info,
+    looks_like_manpage,
+    partition_manpage,
+    running_lines,
+    strip_front_matter,
+    tidy_headings,
+    unligature,
+)
 
 if TYPE_CHECKING:
     from pdfminer.converter import PDFPageAggregator
@@ -367,12 +384,18 @@ def _partition(fmt: str, path: Path, text: str | None, limits: ParseLimits) -> l
     if fmt == "md":
         from unstructured.partition.md import partition_md
 
-        return list(partition_md(text=text))
+        return list(partition_md(text=strip_front_matter(text or "")))
     if fmt == "html":
         from unstructured.partition.html import partition_html
 
-        return list(partition_html(text=text))
+        return list(partition_html(text=clean_html(text or "")))
     if fmt == "txt":
+        if looks_like_manpage(text or ""):  # a rendered man page: its own layout rules
+            return partition_manpage(text or "")
+        if looks_like_info(text or ""):  # an info file: its headings are underlined
+            from unstructured.partition.md import partition_md
+
+            return list(partition_md(text=info_to_markdown(text or "")))
         from unstructured.partition.text import partition_text
 
         return list(partition_text(text=text))
@@ -485,6 +508,7 @@ class _Line:
     page: int
     top: float
     bottom: float
+    left: float = 0.0
 
 
 def _bounded(pieces: Iterator[bytes], limit: int, keep: bool) -> tuple[int, bytes]:
@@ -665,13 +689,67 @@ def _pdf_lines(filename: str, limits: ParseLimits) -> list[_Line]:
                 for line in box:
                     if not isinstance(line, LTTextLine):
                         continue
-                    line_text = " ".join(line.get_text().split())
+                    line_text = " ".join(unligature(line.get_text()).split())
                     sizes = [round(c.size, 1) for c in line if isinstance(c, LTChar)]
                     if line_text and sizes:
                         text.spend(len(line_text))
                         size = Counter(sizes).most_common(1)[0][0]
-                        lines.append(_Line(line_text, size, page_number, line.y1, line.y0))
+                        lines.append(_Line(line_text, size, page_number, line.y1, line.y0, line.x0))
     return lines
+
+
+def _page_furniture(lines: list[_Line]) -> list[_Line]:
+    """Lines without running headers and footers, page numbers and table-of-contents
+    entries; a table row printed as separate boxes (a term, then its description at the
+    same height) becomes one line again: "term: description", or cells joined by " | "."""
+    pages: dict[int, list[_Line]] = {}
+    for line in lines:
+        pages.setdefault(line.page, []).append(line)
+    running = running_lines([[line.text for line in page] for page in pages.values()])
+    kept: list[_Line] = []
+    for page in pages.values():
+        edges = {id(line) for line in (*page[:2], *page[-2:])}
+        rows: list[list[_Line]] = []
+        for line in page:
+            if id(line) in edges and (
+                is_running_line(line.text, running) or is_page_number(line.text)
+            ):
+                continue
+            if is_toc_line(line.text):
+                continue
+            row = next((r for r in rows if _same_row(r[0], line)), None)
+            if row is None:
+                rows.append([line])
+            else:
+                row.append(line)
+        for row in rows:
+            kept.append(_join_row(sorted(row, key=lambda line: line.left)))
+    kept.sort(key=lambda line: (line.page, -line.top, line.left))
+    return kept
+
+
+def _same_row(a: _Line, b: _Line) -> bool:
+    """Two boxes' lines at the same height, the first a short cell (a term, a flag): a
+    table row. Long lines side by side are a two-column layout and stay apart."""
+    overlap = min(a.top, b.top) - max(a.bottom, b.bottom)
+    height = min(a.top - a.bottom, b.top - b.bottom) or 1.0
+    left, right = (a, b) if a.left <= b.left else (b, a)
+    return (
+        overlap >= 0.6 * height
+        and abs(a.left - b.left) > 1
+        and len(left.text) <= 40
+        and left.size == right.size
+    )
+
+
+def _join_row(cells: list[_Line]) -> _Line:
+    if len(cells) == 1:
+        return cells[0]
+    first = cells[0]
+    text = (
+        f"{first.text}: {cells[1].text}" if len(cells) == 2 else " | ".join(c.text for c in cells)
+    )
+    return _Line(text, first.size, first.page, first.top, first.bottom, first.left)
 
 
 def partition_pdf_text_layer(filename: str, limits: ParseLimits | None = None) -> list[Element]:
@@ -682,7 +760,7 @@ def partition_pdf_text_layer(filename: str, limits: ParseLimits | None = None) -
     come from font size: the largest heading size is depth 0. No OCR: a scanned PDF
     yields no elements.
     """
-    lines = _pdf_lines(filename, limits or ParseLimits())
+    lines = _page_furniture(_pdf_lines(filename, limits or ParseLimits()))
     if not lines:
         return []
     body = Counter(line.size for line in lines).most_common(1)[0][0]
@@ -696,20 +774,29 @@ def partition_pdf_text_layer(filename: str, limits: ParseLimits | None = None) -
     paragraphs: list[list[_Line]] = []
     for line in lines:
         previous = paragraphs[-1][-1] if paragraphs else None
+        gap = previous.bottom - line.top if previous is not None else -1.0
         continues = (
             previous is not None
             and previous.page == line.page
             and previous.size == line.size
-            and 0 <= previous.bottom - line.top <= normal_gap * 1.3 + 0.5
+            and (
+                0 <= gap <= normal_gap * 1.3 + 0.5
+                # a heading wrapped over two lines is one heading
+                or (
+                    line.size in headings
+                    and 0 <= gap <= line.size
+                    and not previous.text.endswith(".")
+                )
+            )
             and not line.text.startswith(_BULLETS)
         )
         if continues:
             paragraphs[-1].append(line)
         else:
             paragraphs.append([line])
-    elements = []
+    elements: list[Element] = []
     for paragraph in paragraphs:
-        text = " ".join(line.text for line in paragraph)
+        text = join_lines(line.text for line in paragraph)
         first = paragraph[0]
         if first.size in headings and len(text) < 200:
             elements.append(Element(text, "Title", first.page, headings.index(first.size)))
@@ -717,7 +804,7 @@ def partition_pdf_text_layer(filename: str, limits: ParseLimits | None = None) -
             elements.append(Element(text[2:], "ListItem", first.page))
         else:
             elements.append(Element(text, "NarrativeText", first.page))
-    return elements
+    return drop_navigation_sections(elements)
 
 
 def _element(raw: Any) -> Element | None:
@@ -840,6 +927,7 @@ class UnstructuredParser:
             if clean_text(element.text) != element.text:
                 element = replace(element, text=clean_text(element.text))
             elements.append(element)
+        elements = tidy_headings(drop_boilerplate(elements))
         if not elements:
             hint = " (a scanned PDF needs OCR)" if fmt == "pdf" else ""
             raise _RefusedError(f"no text could be extracted{hint}")

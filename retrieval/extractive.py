@@ -1,24 +1,45 @@
-"""The default generator: a grounded, extractive answer that needs no language model.
+"""The default generator: a short, grounded, extractive answer that needs no language model.
 
-It quotes the retrieved sentences that best cover the question's terms and cites each
-one, so every word of the answer is traceable to a passage. When the best passage
-shares too little with the question it answers "not found" instead of guessing. The
-LLM gateway replaces this through the same `Generator` port.
+It quotes the few sentences (or definition items, "term: description") of the top
+passages that answer the question, best first, and cites each one, so every word of the
+answer is traceable to a passage. Each candidate is scored against the question twice:
+
+- lexically: the share of the question's content terms it contains, each term weighted
+  by its rarity among the candidates (IDF, which picks the sentence that differs), with
+  its passage's title and section counted at a discount, plus a bonus for the question's
+  word pairs it repeats;
+- densely: the cosine between the question and the candidate, for the best lexical
+  candidates only (one batched call of the embedding model the query path already uses).
+
+The answer stops at a word budget (`RAG_ANSWER__MAX_WORDS`) and drops repeats. It says
+"not found" unless the best candidate's support (similarity + half its coverage) clears
+`RAG_ANSWER__MIN_SUPPORT`, calibrated on questions whose documents were removed from the
+corpus (ADR 0021), and unless every name in the question (a word the embedding model's
+vocabulary lacks, such as "rsync") appears in a retrieved passage. Without an embedder
+the decision falls back to coverage alone. The LLM
+gateway replaces this generator through the same `Generator` port.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from py_rust_stemmers import SnowballStemmer
 
+from core.ports import Embedder
+from core.settings import AnswerSettings
 from core.types import Answer, Citation, Provenance, RequestContext, Rung, ScoredChunk
 
 _PROVENANCE = Provenance(rung=Rung.EXTRACTIVE, model="extractive", route="no LLM configured")
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+#: Command-line options and format specifiers ("-i", "--in-place", "%M") are terms too:
+#: the word pattern would drop the dash and leave a single letter.
+_OPTION = re.compile(r"(?<![\w-])(?:--?[a-z0-9][a-z0-9-]*|%[a-z])", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )")
 _STOPWORDS = frozenset(
     """
@@ -31,33 +52,103 @@ _STOPWORDS = frozenset(
     which while who whom why will with would you your yours
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
-
-
-class _Terms:
-    """Content terms of a text, stemmed (Snowball English, the same family BM25 uses)."""
-
-    def __init__(self) -> None:
-        self._stemmer = SnowballStemmer("english")
-
-    def __call__(self, text: str) -> set[str]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1]
-        return set(self._stemmer.stem_words(words))
+#: A definition item up to this many words is one candidate; a longer one is split.
+_WHOLE_PARAGRAPH_WORDS = 50
+#: How many of the best lexical candidates the dense model re-scores.
+_DENSE_CANDIDATES = 8
+#: Title and section terms count at this share of a term found in the candidate itself.
+_CONTEXT_DISCOUNT = 0.3
+_BIGRAM_BONUS = 0.3
+_RANK_PENALTY = 0.03
+#: A further candidate joins the answer only if it scores this share of the best one.
+_FOLLOW_SHARE = 0.6
+_SAME_TEXT = 0.8  # term overlap (Jaccard) above which two candidates say the same thing
 
 
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) > 1]
 
 
+#: "term: description", as parsing writes definition list items and options.
+_DEFINITION = re.compile(r"^(?:[-+]|[^\s:][^:\n]{0,60}:\s)")
+
+
+def candidates_of(text: str) -> list[str]:
+    """Answer candidates of a passage: sentences, but a definition item ("term:
+    description", an option) whole, so its description never loses its term."""
+    units: list[str] = []
+    for paragraph in re.split(r"\n{2,}", text):
+        paragraph = paragraph.strip()
+        short = len(paragraph.split()) <= _WHOLE_PARAGRAPH_WORDS
+        if short and "\n" not in paragraph and _DEFINITION.match(paragraph):
+            units.append(paragraph)
+        else:
+            units += split_sentences(paragraph)
+    return units
+
+
+class _Stems:
+    """Stemmed words of a text (Snowball English, the same family BM25 uses)."""
+
+    def __init__(self) -> None:
+        self._stemmer = SnowballStemmer("english")
+
+    def __call__(self, text: str) -> list[str]:
+        return list(self._stemmer.stem_words(_WORD.findall(text.lower())))
+
+    def content(self, text: str) -> set[str]:
+        """Stems of the words that carry meaning (no stopwords, no single letters), and
+        the options named (kept whole: "-i" differs from "-I" and from "i")."""
+        words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1]
+        return set(self._stemmer.stem_words(words)) | set(_OPTION.findall(text))
+
+    def all(self, text: str) -> set[str]:
+        """Every stem of a text and its options: what a candidate offers to match."""
+        return set(self(text)) | set(_OPTION.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the "not found" decision weighs, for the best candidate."""
+
+    #: Cosine between the question and the candidate (0.0 without an embedder).
+    similarity: float
+    #: Share of the question's content terms in the candidate (those only in its passage's
+    #: title or section counted at a discount).
+    coverage: float
+    #: Names in the question (words the embedding model's vocabulary lacks: "rsync",
+    #: "nginx") that no passage mentions: the passages are about something else.
+    unmatched: tuple[str, ...] = ()
+
+    @property
+    def support(self) -> float:
+        return self.similarity + 0.5 * self.coverage
+
+
+@dataclass(slots=True)
+class _Candidate:
+    text: str
+    rank: int  # of its passage
+    position: int  # in its passage
+    terms: frozenset[str]
+    coverage: float
+    score: float
+    similarity: float = 0.0
+
+
 class ExtractiveGenerator:
-    """Answers with the best-matching sentences of the top passages, each cited."""
+    """Answers with the best-supported sentences of the top passages, each cited."""
 
     def __init__(
-        self, max_passages: int = 3, max_sentences: int = 4, min_term_overlap: float = 0.34
+        self,
+        embedder: Embedder | None = None,
+        settings: AnswerSettings | None = None,
+        vocabulary: frozenset[str] | None = None,
     ) -> None:
-        self._max_passages = max_passages
-        self._max_sentences = max_sentences
-        self._min_overlap = min_term_overlap
-        self._terms = _Terms()
+        self._embedder = embedder
+        self._settings = settings or AnswerSettings()
+        self._vocabulary = vocabulary
+        self._stems = _Stems()
 
     @property
     def name(self) -> str:
@@ -69,41 +160,17 @@ class ExtractiveGenerator:
         passages: Sequence[ScoredChunk],
         context: RequestContext | None = None,
     ) -> Answer:
-        wanted = self._terms(question)
-        top = list(passages[: self._max_passages])
-        # Each passage is stemmed once per answer; sentences are stemmed below, once each.
-        passage_terms = [self._terms(p.chunk.text) for p in top]
-        coverage = [
-            len(wanted & (terms | self._terms(p.chunk.section)))
-            for terms, p in zip(passage_terms, top, strict=True)
-        ]
-        if not wanted or not top or max(coverage) / len(wanted) < self._min_overlap:
+        top = list(passages[: self._settings.max_passages])
+        candidates = self._candidates(question, top)
+        evidence = self._weigh(question, top, candidates)
+        if evidence is None or not self._supported(evidence):
             return Answer.not_found(question, self.name, passages, _PROVENANCE)
-        # Rarer question terms (present in fewer passages) count more, as in IDF.
-        document_frequency = {
-            term: sum(term in terms for terms in passage_terms) for term in wanted
-        }
-        weight = {
-            t: math.log(1 + len(top) / (1 + df)) + 0.1 for t, df in document_frequency.items()
-        }
-        scored: list[tuple[float, int, int, str]] = []
-        for rank, passage in enumerate(top):
-            if coverage[rank] == 0:
-                continue
-            for position, sentence in enumerate(split_sentences(passage.chunk.text)):
-                hits = self._terms(sentence) & wanted
-                if hits:
-                    score = sum(weight[t] for t in hits) / (1 + 0.15 * rank)
-                    scored.append((score, rank, position, sentence))
-        if not scored:
-            return Answer.not_found(question, self.name, passages, _PROVENANCE)
-        chosen = sorted(scored, key=lambda s: -s[0])[: self._max_sentences]
-        chosen.sort(key=lambda s: (s[1], s[2]))  # read in passage order, as written
+        chosen = self._select(candidates)
         numbers: dict[int, int] = {}
         parts = []
-        for _, rank, _, sentence in chosen:
-            number = numbers.setdefault(rank, len(numbers) + 1)
-            parts.append(f"{sentence} [{number}]")
+        for candidate in chosen:
+            number = numbers.setdefault(candidate.rank, len(numbers) + 1)
+            parts.append(f"{candidate.text} [{number}]")
         citations = tuple(Citation.of(number, top[rank].chunk) for rank, number in numbers.items())
         return Answer(
             question,
@@ -114,3 +181,121 @@ class ExtractiveGenerator:
             passages=tuple(passages),
             provenance=dataclasses.replace(_PROVENANCE, grounded=True),  # every sentence cited
         )
+
+    def evidence(self, question: str, passages: Sequence[ScoredChunk]) -> Evidence | None:
+        """The evidence for the best candidate (None: nothing shares a term with the
+        question), for calibration and the eval reports."""
+        top = list(passages[: self._settings.max_passages])
+        return self._weigh(question, top, self._candidates(question, top))
+
+    def _weigh(
+        self, question: str, top: Sequence[ScoredChunk], candidates: list[_Candidate]
+    ) -> Evidence | None:
+        evidence = self._score_densely(question, candidates)
+        if evidence is None or self._vocabulary is None:
+            return evidence
+        names = {
+            word
+            for word in _WORD.findall(question.lower())
+            if word.isalpha() and len(word) > 1 and word not in self._vocabulary
+        }
+        if not names:
+            return evidence
+        text = " ".join(f"{p.chunk.title} {p.chunk.section} {p.chunk.text}" for p in top)
+        seen = self._stems.all(text)
+        lowered = text.lower()
+        unmatched = tuple(
+            sorted(
+                name
+                for name in names
+                if self._stems.content(name).isdisjoint(seen)
+                # a longer name may sit inside an identifier: "splitter" in "TextSplitter"
+                and (len(name) < 5 or name not in lowered)
+            )
+        )
+        return dataclasses.replace(evidence, unmatched=unmatched)
+
+    def _supported(self, evidence: Evidence) -> bool:
+        if evidence.unmatched:
+            return False
+        if self._embedder is None:
+            return evidence.coverage >= self._settings.min_term_overlap
+        return evidence.support >= self._settings.min_support
+
+    def _candidates(self, question: str, top: Sequence[ScoredChunk]) -> list[_Candidate]:
+        """Every candidate sharing a content term with the question, scored lexically."""
+        asked = self._stems(question)
+        wanted = self._stems.content(question)
+        pairs = set(itertools.pairwise(asked))
+        if not wanted or not top:
+            return []
+        found: list[_Candidate] = []
+        units: list[tuple[int, int, str, list[str]]] = []
+        for rank, passage in enumerate(top):
+            for position, text in enumerate(candidates_of(passage.chunk.text)):
+                units.append((rank, position, text, [*self._stems(text), *_OPTION.findall(text)]))
+        # Rarer question terms (in fewer candidates) count more: IDF over the candidates.
+        frequency = {t: sum(t in stems for *_, stems in units) for t in wanted}
+        weight = {t: math.log((len(units) + 1) / (frequency[t] + 0.5)) for t in wanted}
+        total = sum(weight.values()) or 1.0
+        context = [self._stems.all(f"{p.chunk.title} {p.chunk.section}") & wanted for p in top]
+        for rank, position, text, stems in units:
+            terms = frozenset(stems)
+            hits = wanted & terms
+            if not hits:
+                continue
+            beside = context[rank] - hits
+            weighted = (
+                sum(weight[t] for t in hits) + _CONTEXT_DISCOUNT * sum(weight[t] for t in beside)
+            ) / total
+            coverage = (len(hits) + _CONTEXT_DISCOUNT * len(beside)) / len(wanted)
+            repeated = len(pairs & set(itertools.pairwise(stems))) / max(1, len(pairs))
+            score = weighted + _BIGRAM_BONUS * repeated - _RANK_PENALTY * rank
+            found.append(_Candidate(text, rank, position, terms, coverage, score))
+        found.sort(key=lambda c: -c.score)
+        return found
+
+    def _score_densely(self, question: str, candidates: list[_Candidate]) -> Evidence | None:
+        """Add the dense similarity to the best lexical candidates (one batched model
+        call) and re-order them; the evidence is the best candidate's."""
+        if not candidates:
+            return None
+        if self._embedder is None:
+            best = candidates[0]
+            return Evidence(0.0, best.coverage)
+        pool = candidates[:_DENSE_CANDIDATES]
+        vectors = self._embedder.embed_documents([question, *(c.text for c in pool)])
+        asked = _unit(vectors[0])
+        for candidate, vector in zip(pool, vectors[1:], strict=True):
+            candidate.similarity = sum(a * b for a, b in zip(asked, _unit(vector), strict=True))
+            candidate.score += candidate.similarity
+        del candidates[len(pool) :]  # only the re-scored ones compete from here on
+        candidates.sort(key=lambda c: -c.score)
+        best = max(pool, key=lambda c: c.similarity + 0.5 * c.coverage)
+        return Evidence(round(best.similarity, 4), round(best.coverage, 4))
+
+    def _select(self, ranked: list[_Candidate]) -> list[_Candidate]:
+        """The best candidate, then the next best that fit the word budget, score close to
+        it and say something new; returned best first."""
+        budget = self._settings.max_words
+        chosen = [ranked[0]]
+        words = len(ranked[0].text.split())
+        for candidate in ranked[1:]:
+            if candidate.score < _FOLLOW_SHARE * ranked[0].score:
+                break
+            size = len(candidate.text.split())
+            if words + size > budget or any(_same(candidate, c) for c in chosen):
+                continue
+            chosen.append(candidate)
+            words += size
+        return chosen
+
+
+def _same(a: _Candidate, b: _Candidate) -> bool:
+    union = a.terms | b.terms
+    return bool(union) and len(a.terms & b.terms) / len(union) >= _SAME_TEXT
+
+
+def _unit(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]

@@ -92,6 +92,7 @@ class Retriever:
                     limit=fetch,
                     mode=chosen,
                     prefetch_limit=max(s.prefetch_k, fetch),
+                    fusion=s.fusion,
                     rrf_k=s.rrf_k,
                     weights=None
                     if s.dense_weight == s.sparse_weight

@@ -17,7 +17,17 @@ import qdrant_edge as qe
 
 from core.errors import StoreBusyError, StoreError
 from core.types import Filters, IndexedChunk, ScoredChunk, SearchQuery
-from store.plan import Mmr, NearestDense, NearestSparse, QueryPlan, Rrf, Scoring, Stage, plan_query
+from store.plan import (
+    Dbsf,
+    Mmr,
+    NearestDense,
+    NearestSparse,
+    QueryPlan,
+    Rrf,
+    Scoring,
+    Stage,
+    plan_query,
+)
 from store.schema import (
     DENSE,
     DISTANCE,
@@ -71,6 +81,8 @@ def _edge_scoring(scoring: Scoring) -> Any:
             return qe.Fusion.Rrf(
                 k=scoring.k, weights=list(scoring.weights) if scoring.weights else None
             )
+        case Dbsf():
+            return qe.Fusion.Dbsf()
         case Mmr():  # Edge takes lambda itself: 1.0 = relevance only
             return qe.Mmr(list(scoring.vector), scoring.relevance, scoring.candidates, using=DENSE)
         case _:

@@ -6,8 +6,10 @@ own under the plan's filter. Adapters only translate the tree into their client'
 (Qdrant's prefetch + query), so every engine runs the same query:
 
     dense, sparse:  Nearest(limit)                        or Mmr(limit) when MMR is on
-    hybrid:         Rrf(limit) <- [Nearest dense (prefetch), Nearest sparse (prefetch)]
-    hybrid + MMR:   Mmr(limit) <- Rrf(prefetch) <- [Nearest dense, Nearest sparse]
+    hybrid:         Fuse(limit) <- [Nearest dense (prefetch), Nearest sparse (prefetch)]
+    hybrid + MMR:   Mmr(limit) <- Fuse(prefetch) <- [Nearest dense, Nearest sparse]
+
+where Fuse is `Rrf` (ranks) or `Dbsf` (normalised scores), as `SearchQuery.fusion` says.
 
 MMR diversifies by the dense vectors; a sparse-only search ignores it, and needs no dense
 query vector.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from core.errors import InvalidRequestError
-from core.types import SearchMode, SearchQuery, SparseVector
+from core.types import Fusion, SearchMode, SearchQuery, SparseVector
 from store.schema import FilterTerm, filter_terms
 
 
@@ -47,6 +49,12 @@ class Rrf:
 
 
 @dataclass(frozen=True, slots=True)
+class Dbsf:
+    """Distribution-based score fusion: each source's scores are normalised by their
+    mean +- 3 standard deviations, then summed (the engine has no weights for it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Mmr:
     """Maximal marginal relevance over the dense vectors, among the best `candidates`.
 
@@ -63,7 +71,7 @@ class Mmr:
         return 1.0 - self.relevance
 
 
-Scoring: TypeAlias = NearestDense | NearestSparse | Rrf | Mmr
+Scoring: TypeAlias = NearestDense | NearestSparse | Rrf | Dbsf | Mmr
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,9 @@ def plan_query(query: SearchQuery) -> QueryPlan:
     )
     root: Stage
     if query.mode is SearchMode.HYBRID:
-        fusion = Rrf(query.rrf_k, query.weights)
+        fusion: Rrf | Dbsf = (
+            Dbsf() if query.fusion == Fusion.DBSF else Rrf(query.rrf_k, query.weights)
+        )
         found = (
             Stage(NearestDense(query.dense), query.prefetch_limit),
             Stage(NearestSparse(query.sparse), query.prefetch_limit),

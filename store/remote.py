@@ -15,7 +15,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from core.errors import StoreError
 from core.types import Filters, IndexedChunk, ScoredChunk, SearchQuery
-from store.plan import Mmr, NearestDense, NearestSparse, Rrf, Scoring, Stage, plan_query
+from store.plan import Dbsf, Mmr, NearestDense, NearestSparse, Rrf, Scoring, Stage, plan_query
 from store.schema import (
     DENSE,
     KEYWORD_FIELDS,
@@ -58,6 +58,8 @@ def _client_scoring(scoring: Scoring) -> tuple[Any, str | None]:
         case Rrf():
             weights = list(scoring.weights) if scoring.weights else None
             return models.RrfQuery(rrf=models.Rrf(k=scoring.k, weights=weights)), None
+        case Dbsf():
+            return models.FusionQuery(fusion=models.Fusion.DBSF), None
         case Mmr():  # the server API takes diversity = 1 - lambda
             mmr = models.Mmr(diversity=scoring.diversity, candidates_limit=scoring.candidates)
             return models.NearestQuery(nearest=list(scoring.vector), mmr=mmr), DENSE

@@ -18,7 +18,7 @@ from qdrant_client import QdrantClient
 from core.errors import InvalidRequestError, SchemaMismatchError
 from core.ports import VectorStore
 from core.settings import SparseSettings
-from core.types import Chunk, IndexedChunk, SearchMode, SearchQuery, SparseVector
+from core.types import Chunk, Fusion, IndexedChunk, SearchMode, SearchQuery, SparseVector
 from ingest.chunk import chunk_id, content_hash
 from ingest.embed import Bm25Encoder
 from store.edge import EdgeStore
@@ -279,3 +279,23 @@ def test_modes_that_use_the_dense_vector_refuse_a_query_without_one(
     query = SearchQuery(None, _query("pears").sparse, 5, mode)
     with pytest.raises(InvalidRequestError, match="dense query vector"):
         store.search(query)
+
+
+def test_dbsf_sums_scores_normalised_by_each_lists_spread(store: VectorStore) -> None:
+    # Qdrant: each list's scores map to (score - low) / (high - low) with low/high = mean
+    # -/+ 3 sample standard deviations (n - 1) of that list; a point's fused score is the sum.
+    text = "apples pears sea"
+    expected: dict[str, float] = {}
+    for mode in (SearchMode.DENSE, SearchMode.SPARSE):
+        hits = store.search(_query(text, mode, limit=50))
+        scores = [h.score for h in hits]
+        mean = sum(scores) / len(scores)
+        spread = 3 * math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
+        for hit in hits:
+            normalised = (hit.score - (mean - spread)) / (2 * spread) if spread else 0.5
+            expected[hit.chunk.id] = expected.get(hit.chunk.id, 0.0) + normalised
+    hits = store.search(_query(text, fusion=Fusion.DBSF))
+    assert {h.chunk.id: round(h.score, 4) for h in hits} == {
+        point_id: round(score, 4)
+        for point_id, score in sorted(expected.items(), key=lambda item: -item[1])[: len(hits)]
+    }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from core.errors import InvalidRequestError
-from core.types import Filters, Scope, SearchMode, SearchQuery, SparseVector
-from store.plan import Mmr, NearestDense, NearestSparse, Rrf, Stage, plan_query
+from core.types import Filters, Fusion, Scope, SearchMode, SearchQuery, SparseVector
+from store.plan import Dbsf, Mmr, NearestDense, NearestSparse, Rrf, Stage, plan_query
 
 DENSE = [0.6, 0.8]
 SPARSE = SparseVector((3,), (1.0,))
@@ -42,6 +44,13 @@ def test_hybrid_fuses_a_dense_and_a_sparse_search_with_rrf() -> None:
         (Stage(NearestDense(DENSE), 40), Stage(NearestSparse(SPARSE), 40)),
     )
     assert [s.searches for s in (plan.root, *plan.root.sources)] == [False, True, True]
+
+
+def test_dbsf_replaces_rrf_and_ignores_rank_weights() -> None:
+    query = dataclasses.replace(_query(SearchMode.HYBRID, weights=(2.0, 1.0)), fusion=Fusion.DBSF)
+    root = plan_query(query).root
+    assert root.scoring == Dbsf()
+    assert [s.scoring for s in root.sources] == [NearestDense(DENSE), NearestSparse(SPARSE)]
 
 
 def test_hybrid_mmr_diversifies_the_fused_candidates() -> None:
