@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.errors import RagError
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.types import (
     DEFAULT_TENANT,
     Answer,
@@ -44,16 +44,18 @@ app.add_typer(eval_app, name="eval")
 console = Console()
 EXIT_PARTIAL = 2
 
+#: `rag demo` ingests the sample corpus here, apart from `RAG_STORE__COLLECTION` (docs).
+DEMO_COLLECTION = "demo"
 DEMO_QUESTIONS = (
     "Which vector store does the template use by default, and why?",
     "How are chunk ids made deterministic?",
 )
 
 
-def _context() -> AppContext:
+def _context(settings: Settings | None = None) -> AppContext:
     from api.wiring import build_app_context
 
-    return build_app_context(get_settings())
+    return build_app_context(settings or get_settings())
 
 
 def _print_answer(answer: Answer) -> None:
@@ -107,6 +109,7 @@ def _run_ingest(
     group: list[str] | None,
     reindex: bool,
     force: bool = False,
+    settings: Settings | None = None,
 ) -> None:
     import json
 
@@ -116,7 +119,7 @@ def _run_ingest(
     if not path.exists():
         console.print(f"[red]error:[/red] {path} does not exist")
         raise typer.Exit(1)
-    ctx = _context()
+    ctx = _context(settings)
     started = time.perf_counter()
     try:
         documents = ctx.documents
@@ -402,12 +405,27 @@ def demo(
     from ingest import sample_corpus
 
     settings = get_settings()
+    # The demo has a collection of its own: a user's `rag ingest` then starts clean, and
+    # the template's ADRs never turn up in answers about the user's documents.
+    demo_settings = settings.model_copy(
+        update={"store": settings.store.model_copy(update={"collection": DEMO_COLLECTION})}
+    )
     target = settings.data_dir / "sample-corpus"
     files = sample_corpus.build(docs, target)
-    console.print(f"sample corpus: {len(files)} files in {target}")
-    ingest(target)
-    for question in DEMO_QUESTIONS:
-        ask(question)
+    console.print(
+        f"sample corpus: {len(files)} files in {target}, collection {DEMO_COLLECTION!r} "
+        f"(your documents go to {settings.store.collection!r}; ask the demo's with "
+        f"RAG_STORE__COLLECTION={DEMO_COLLECTION})"
+    )
+    _run_ingest(target, False, None, None, None, reindex=False, settings=demo_settings)
+    ctx = _context(demo_settings)
+    try:
+        for question in DEMO_QUESTIONS:
+            _print_answer(ctx.service.ask(question))
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
 
 
 keys_app = typer.Typer(help="API keys (RAG_AUTH__MODE=keys): create, list, revoke.")

@@ -351,17 +351,17 @@ def partition_manpage(text: str) -> list[Element]:
             flush()
             elements.append(Element(content, "Title", depth=2))
             continue
-        following = _next_text_line(lines, index)
-        deeper = following is not None and _indent(following) > indent
-        if indent <= body_indent and deeper and _is_term(content):
-            flush()
-            term = content
-            continue
         same_line = _SAME_LINE_OPTION.match(content) if indent <= body_indent else None
         if same_line is not None:  # a tag shorter than the indent: "-s     separate files"
             flush()
             term = same_line.group(1)
             paragraph.append(same_line.group(2))
+            continue
+        following = _next_text_line(lines, index)
+        deeper = following is not None and _indent(following) > indent
+        if indent <= body_indent and deeper and _is_term(content):
+            flush()
+            term = content
             continue
         if term is not None and indent <= body_indent and paragraph:
             flush()  # back at the body's indent: the description has ended
@@ -394,7 +394,7 @@ def info_to_markdown(text: str) -> str:
     in_menu = False
     for line in text.replace("\x1f", "").splitlines():
         stripped = line.strip()
-        if stripped.startswith("File: ") and ", Node: " in stripped:
+        if re.match(r"File: \S+,\s+Node:", stripped):
             continue
         if stripped == "* Menu:":
             in_menu = True

@@ -210,7 +210,7 @@ class ExtractiveGenerator:
                 for name in names
                 if self._stems.content(name).isdisjoint(seen)
                 # a longer name may sit inside an identifier: "splitter" in "TextSplitter"
-                and (len(name) < 5 or name not in lowered)
+                and (len(name) < 7 or name not in lowered)
             )
         )
         return dataclasses.replace(evidence, unmatched=unmatched)
@@ -239,10 +239,17 @@ class ExtractiveGenerator:
         weight = {t: math.log((len(units) + 1) / (frequency[t] + 0.5)) for t in wanted}
         total = sum(weight.values()) or 1.0
         context = [self._stems.all(f"{p.chunk.title} {p.chunk.section}") & wanted for p in top]
+        asked_options = set(_OPTION.findall(question))
         for rank, position, text, stems in units:
             terms = frozenset(stems)
             hits = wanted & terms
             if not hits:
+                continue
+            if asked_options and _defines(text, asked_options):
+                # "-n, --quiet: suppress ..." answers "what does -n do?" whatever the wording
+                found.append(
+                    _Candidate(text, rank, position, terms, 1.0, 2.0 - _RANK_PENALTY * rank)
+                )
                 continue
             beside = context[rank] - hits
             weighted = (
@@ -289,6 +296,12 @@ class ExtractiveGenerator:
             chosen.append(candidate)
             words += size
         return chosen
+
+
+def _defines(text: str, options: set[str]) -> bool:
+    """A definition item whose term names one of `options` ("-n, --quiet: ...")."""
+    term, separator, _ = text.partition(": ")
+    return bool(separator) and len(term) <= 80 and not options.isdisjoint(_OPTION.findall(term))
 
 
 def _same(a: _Candidate, b: _Candidate) -> bool:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from eval.answers import answer_in_context, exact_match, f1, normalize_answer
-from eval.datasets import load_beir, load_qa_folder
+from core.errors import InvalidRequestError
+from eval.answers import answer_in_context, exact_match, f1, normalize_answer, string_present
+from eval.datasets import load_beir, load_qa_folder, write_unanswerable
+from eval.docs import load_questions
 from eval.gate import check
 from eval.report import write_reports
 from eval.stats import percentiles
@@ -110,3 +113,81 @@ def test_html_report_is_self_contained_with_plots(tmp_path: Path) -> None:
     assert "http://" not in page.replace("http://www.w3.org", "")
     assert "| recall@5 | 0.9000 |" in paths["md"].read_text()
     assert '"hit@1": 0.7' in paths["json"].read_text()
+
+
+def test_an_unanswerable_row_needs_no_gold_context(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "p1", "title": "A", "text": "x y"}\n')
+    (tmp_path / "qa.jsonl").write_text(
+        '{"id": "q", "question": "x?", "answers": ["y"], "gold_context_id": "p1"}\n'
+        '{"id": "u", "question": "z?", "answers": [], "gold_context_id": null}\n'
+        '{"id": "v", "question": "w?", "answers": []}\n'
+    )
+    dataset, rows = load_qa_folder(tmp_path)
+    assert [(r.id, r.gold_context_id) for r in rows] == [("q", "p1"), ("u", None), ("v", None)]
+    assert dataset.qrels == {"q": {"p1": 1}}
+    (tmp_path / "qa.jsonl").write_text('{"id": "q", "question": "x?", "answers": ["y"]}\n')
+    with pytest.raises(InvalidRequestError, match="gold_context_id"):
+        load_qa_folder(tmp_path)
+
+
+def test_removing_articles_makes_their_questions_unanswerable(tmp_path: Path) -> None:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    articles = ["Alpha", "Beta", "Gamma"]
+    (source / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": f"{a}__p00{i}", "title": a, "text": f"{a} {i}"}) + "\n"
+            for a in articles
+            for i in range(2)
+        )
+    )
+    (source / "qa.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"{a}{i}",
+                    "question": f"{a}?",
+                    "answers": [a],
+                    "gold_context_id": f"{a}__p00{i}",
+                }
+            )
+            + "\n"
+            for a in articles
+            for i in range(2)
+        )
+    )
+    summary = write_unanswerable(source, out, remove=1, seed=3)
+    (removed,) = summary["removed"]
+    dataset, rows = load_qa_folder(out)
+    assert (summary["questions"], summary["unanswerable"]) == (6, 2)
+    assert not any(doc.id.startswith(removed) for doc in dataset.corpus)
+    assert len(dataset.corpus) == 4
+    assert {r.id for r in rows if not r.answers} == {f"{removed}0", f"{removed}1"}
+    assert write_unanswerable(source, tmp_path / "again", remove=1, seed=3) == summary
+    with pytest.raises(InvalidRequestError, match="remove must be"):
+        write_unanswerable(source, out, remove=3)
+
+
+def test_string_presence_is_normalised_and_needs_whole_words() -> None:
+    assert string_present("The answer is the Denver Broncos. [1]", ["denver broncos"]) == 1.0
+    assert string_present("Broncos", ["Denver Broncos"]) == 0.0
+    assert string_present("cat", ["ca"]) == 0.0
+
+
+def test_question_files_are_checked_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"question": "What is x?", "answers": ["x"], "source": "a.md"}\n'
+        '{"question": "Capital of Mars?", "answers": [], "source": null}\n'
+    )
+    questions = load_questions(path)
+    assert [(q.answers, q.source) for q in questions] == [(("x",), "a.md"), ((), None)]
+    for bad in (
+        '{"answers": []}',
+        '{"question": "q", "answers": "x"}',
+        "not json",
+        '{"question": ""}',
+    ):
+        path.write_text('{"question": "ok?"}\n' + bad + "\n")
+        with pytest.raises(InvalidRequestError, match=r"q\.jsonl:2"):
+            load_questions(path)
