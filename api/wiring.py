@@ -203,9 +203,10 @@ class AppContext(Components):
         """What produced a chunk: stamped on every chunk, so a re-index can be audited."""
         ingest = self.settings.ingest
         # `tenancy=2`: chunk ids and payloads carry the tenant (a re-index moves old data).
+        # `parse=2`: boilerplate-free parsing and definition items (ADR 0021).
         return (
             f"embed={self.embedder.name};sparse={self.sparse.name};"
-            f"chunk=structure/{ingest.chunk_size}/{ingest.chunk_overlap};tenancy=2"
+            f"chunk=structure/{ingest.chunk_size}/{ingest.chunk_overlap};tenancy=2;parse=2"
         )
 
     def close(self) -> None:
