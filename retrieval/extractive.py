@@ -55,7 +55,7 @@ _STOPWORDS = frozenset(
 #: A definition item up to this many words is one candidate; a longer one is split.
 _WHOLE_PARAGRAPH_WORDS = 50
 #: How many of the best lexical candidates the dense model re-scores.
-_DENSE_CANDIDATES = 8
+_DENSE_CANDIDATES = 6
 #: Title and section terms count at this share of a term found in the candidate itself.
 _CONTEXT_DISCOUNT = 0.3
 _BIGRAM_BONUS = 0.3

@@ -14,7 +14,7 @@ def test_the_load_benchmark_reports_what_the_issue_names() -> None:
     report = bench_load.run(seconds=2, levels=[1])
     for endpoint in ("search", "ask"):
         row = report[endpoint]["c1"]
-        assert row["requests"] > 10
+        assert row["requests"] >= 3  # shape, not speed: ask quotes after a model call
         assert row["errors"] == 0
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert report["in_process"]["search_p50_ms"] > 0
