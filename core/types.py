@@ -148,6 +148,9 @@ class SearchQuery:
     filters: Filters | None = None
     #: Who is asking; None only for collections that hold no tenant data (eval indexes).
     scope: Scope | None = None
+    #: The exact identifiers the query names (command-line options), as BM25 terms: a
+    #: hybrid search ranks by them alone in a third prefetch (ADR 0021).
+    keywords: SparseVector | None = None
 
 
 @dataclass(frozen=True, slots=True)

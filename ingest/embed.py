@@ -20,6 +20,7 @@ import qdrant_edge as qe
 from core.errors import ModelUnavailableError
 from core.ports import Embedder
 from core.settings import EmbeddingSettings, SparseSettings
+from core.text import with_options
 from core.types import SparseVector
 from ingest.models import LOCAL_MODELS, MODEL_FILE, is_assembled, model_dir
 
@@ -223,18 +224,21 @@ class Bm25Encoder:
         self._bm25 = qe.Bm25(
             qe.Bm25Config(k=settings.k, b=settings.b, avg_len=settings.avg_len, language="english")
         )
-        # k, b and avg_len shape the stored document vectors: they are part of the identity.
-        self._name = f"qdrant-bm25(k={settings.k},b={settings.b},avg_len={settings.avg_len})"
+        # k, b and avg_len shape the stored document vectors: they are part of the identity,
+        # and so are the option terms (`+options`, ADR 0021).
+        self._name = (
+            f"qdrant-bm25(k={settings.k},b={settings.b},avg_len={settings.avg_len})+options"
+        )
 
     @property
     def name(self) -> str:
         return self._name
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        return [_convert(self._bm25.embed_document(text)) for text in texts]
+        return [_convert(self._bm25.embed_document(with_options(text))) for text in texts]
 
     def encode_query(self, text: str) -> SparseVector:
-        return _convert(self._bm25.embed_query(text))
+        return _convert(self._bm25.embed_query(with_options(text)))
 
 
 def _convert(vector: qe.SparseVector) -> SparseVector:

@@ -40,7 +40,13 @@ _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 #: Command-line options and format specifiers ("-i", "--in-place", "%M") are terms too:
 #: the word pattern would drop the dash and leave a single letter.
 _OPTION = re.compile(r"(?<![\w-])(?:--?[a-z0-9][a-z0-9-]*|%[a-z])", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )")
+#: A sentence ends at . ! ? before a capital, but not after an initial ("Lyndon B.") or a
+#: common abbreviation ("Mr.", "e.g."), and at a blank line or before a bullet.
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)"
+    r"(?<!\bvs\.)(?<!\bNo\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)"
+    r"\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=[-*] )"
+)
 _STOPWORDS = frozenset(
     """
     a about above after again all am an and any are as at be because been before being
@@ -50,6 +56,7 @@ _STOPWORDS = frozenset(
     over own same she should so some such than that the their theirs them then there
     these they this those through to too under until up very was we were what when where
     which while who whom why will with would you your yours
+    option options flag flags switch mean means meaning purpose
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 #: A definition item up to this many words is one candidate; a longer one is split.
@@ -245,12 +252,6 @@ class ExtractiveGenerator:
             hits = wanted & terms
             if not hits:
                 continue
-            if asked_options and _defines(text, asked_options):
-                # "-n, --quiet: suppress ..." answers "what does -n do?" whatever the wording
-                found.append(
-                    _Candidate(text, rank, position, terms, 1.0, 2.0 - _RANK_PENALTY * rank)
-                )
-                continue
             beside = context[rank] - hits
             weighted = (
                 sum(weight[t] for t in hits) + _CONTEXT_DISCOUNT * sum(weight[t] for t in beside)
@@ -258,6 +259,8 @@ class ExtractiveGenerator:
             coverage = (len(hits) + _CONTEXT_DISCOUNT * len(beside)) / len(wanted)
             repeated = len(pairs & set(itertools.pairwise(stems))) / max(1, len(pairs))
             score = weighted + _BIGRAM_BONUS * repeated - _RANK_PENALTY * rank
+            if asked_options and _defines(text, asked_options):
+                score += 1.0  # "-n, --quiet: suppress ..." is what "what does -n do?" asks
             found.append(_Candidate(text, rank, position, terms, coverage, score))
         found.sort(key=lambda c: -c.score)
         return found

@@ -14,6 +14,7 @@ from core.errors import InvalidRequestError
 from core.ports import Embedder, Reranker, SparseEncoder, VectorStore
 from core.settings import RetrievalSettings
 from core.telemetry import Stage, stage
+from core.text import option_terms
 from core.types import Filters, Retrieval, Scope, ScoredChunk, SearchMode, SearchQuery
 
 MAX_QUERY_CHARS = 2000
@@ -81,6 +82,8 @@ class Retriever:
                 dense = self._embedder.embed_query(query)
         with stage(Stage.SPARSE):
             sparse = self._sparse.encode_query(query)
+            named = option_terms(query)  # "-J" also searches for exactly "-J"
+            keywords = self._sparse.encode_query(named) if named else None
         timings["embed"] = elapsed_ms(start)
         s = self._settings
         start = time.perf_counter()
@@ -100,6 +103,7 @@ class Retriever:
                     mmr_lambda=s.mmr_lambda,
                     filters=filters,
                     scope=scope,
+                    keywords=keywords,
                 )
             )
         timings["search"] = elapsed_ms(start)

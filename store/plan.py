@@ -6,7 +6,8 @@ own under the plan's filter. Adapters only translate the tree into their client'
 (Qdrant's prefetch + query), so every engine runs the same query:
 
     dense, sparse:  Nearest(limit)                        or Mmr(limit) when MMR is on
-    hybrid:         Fuse(limit) <- [Nearest dense (prefetch), Nearest sparse (prefetch)]
+    hybrid:         Fuse(limit) <- [Nearest dense (prefetch), Nearest sparse (prefetch)
+                                    (+ Nearest keywords (prefetch) when the query names some)]
     hybrid + MMR:   Mmr(limit) <- Fuse(prefetch) <- [Nearest dense, Nearest sparse]
 
 where Fuse is `Rrf` (ranks) or `Dbsf` (normalised scores), as `SearchQuery.fusion` says.
@@ -117,13 +118,16 @@ def plan_query(query: SearchQuery) -> QueryPlan:
     )
     root: Stage
     if query.mode is SearchMode.HYBRID:
-        fusion: Rrf | Dbsf = (
-            Dbsf() if query.fusion == Fusion.DBSF else Rrf(query.rrf_k, query.weights)
-        )
-        found = (
+        weights = query.weights
+        if weights is not None and query.keywords is not None and query.keywords.indices:
+            weights = (*weights, weights[1])  # the keyword list weighs like BM25
+        fusion: Rrf | Dbsf = Dbsf() if query.fusion == Fusion.DBSF else Rrf(query.rrf_k, weights)
+        found: tuple[Stage, ...] = (
             Stage(NearestDense(query.dense), query.prefetch_limit),
             Stage(NearestSparse(query.sparse), query.prefetch_limit),
         )
+        if query.keywords is not None and query.keywords.indices:
+            found += (Stage(NearestSparse(query.keywords), query.prefetch_limit),)
         if mmr is None:
             root = Stage(fusion, query.limit, found)
         else:  # diversify the fused candidates by their dense vectors

@@ -6,6 +6,7 @@ server speaks; a fork that adds an adapter adds one fixture param here.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -299,3 +300,13 @@ def test_dbsf_sums_scores_normalised_by_each_lists_spread(store: VectorStore) ->
         point_id: round(score, 4)
         for point_id, score in sorted(expected.items(), key=lambda item: -item[1])[: len(hits)]
     }
+
+
+def test_a_keyword_prefetch_lifts_the_chunk_that_names_the_keyword(store: VectorStore) -> None:
+    # Dense and BM25 both lean to the sea; the keyword list names only the pears.
+    keywords = Bm25Encoder(SparseSettings()).encode_query("pears")
+    plain = _query("the calm blue sea at dawn", fusion=Fusion.DBSF)
+    assert plain.keywords is None
+    hits = store.search(dataclasses.replace(plain, keywords=keywords))
+    assert "pears.md" in [h.chunk.source for h in hits[:3]]
+    assert store.search(plain)[0].chunk.source == "sea.md"

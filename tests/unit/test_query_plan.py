@@ -92,3 +92,17 @@ def test_the_filter_holds_the_callers_filters_and_the_scope() -> None:
 def test_mmr_diversity_is_the_complement_of_lambda() -> None:
     assert Mmr(DENSE, 0.8, 10).diversity == pytest.approx(0.2)
     assert Mmr(DENSE, 1.0, 10).diversity == 0.0
+
+
+def test_named_options_add_a_keyword_prefetch_weighted_like_bm25() -> None:
+    keywords = SparseVector((7,), (1.0,))
+    query = dataclasses.replace(_query(SearchMode.HYBRID, weights=(2.0, 1.0)), keywords=keywords)
+    root = plan_query(query).root
+    assert root.scoring == Rrf(20, (2.0, 1.0, 1.0))
+    assert [s.scoring for s in root.sources] == [
+        NearestDense(DENSE),
+        NearestSparse(SPARSE),
+        NearestSparse(keywords),
+    ]
+    empty = dataclasses.replace(query, keywords=SparseVector((), ()))
+    assert len(plan_query(empty).root.sources) == 2

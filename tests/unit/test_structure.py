@@ -200,3 +200,11 @@ def test_text_fidelity_helpers() -> None:
     assert join_lines(["declara-", "tions are", "built-", "In"]) == "declarations are built- In"
     assert strip_front_matter("---\ntitle: Users\nlayout: x\n---\n# Users\n") == "# Users\n"
     assert strip_front_matter("# No front matter\n---\n") == "# No front matter\n---\n"
+
+
+def test_options_become_searchable_terms_on_both_sides() -> None:
+    from core.text import option_terms, with_options
+
+    assert option_terms("What does ssh -J do with --in-place and IL-2 or -5?") == "optinplace optj"
+    assert with_options("-J destination: connect") == "-J destination: connect optj"
+    assert with_options("no options here") == "no options here"
