@@ -118,7 +118,7 @@ def plan_query(query: SearchQuery) -> QueryPlan:
     )
     root: Stage
     if query.mode is SearchMode.HYBRID:
-        weights = query.weights
+        weights: tuple[float, ...] | None = query.weights
         if weights is not None and query.keywords is not None and query.keywords.indices:
             weights = (*weights, weights[1])  # the keyword list weighs like BM25
         fusion: Rrf | Dbsf = Dbsf() if query.fusion == Fusion.DBSF else Rrf(query.rrf_k, weights)
