@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-realdocs eval-unanswerable eval-matrix costs clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-matrix costs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -121,6 +121,9 @@ eval-qa: setup ## QA folder answer metrics: DATA=<dir> [OUT=f.json] [LIMIT=n]
 
 eval-docs: setup ## Your own documents: DOCS=<folder> QUESTIONS=<file.jsonl> [OUT=f.json] (+ .html, .md)
 	$(VENV)/bin/rag eval docs $(DOCS) $(QUESTIONS) $(if $(OUT),--out $(OUT))
+
+eval-questions: setup ## Draft QUESTIONS for eval-docs with the configured LLM: DOCS=<folder> [OUT=questions.jsonl] [COUNT=20]
+	$(VENV)/bin/rag eval questions $(DOCS) --out $(or $(OUT),questions.jsonl) --count $(or $(COUNT),20)
 
 eval-realdocs: setup ## eval-docs on Debian package manuals from this machine (eval/realdocs) [OUT=f.json]
 	$(VENV)/bin/python eval/realdocs/build.py .data/realdocs

@@ -318,6 +318,31 @@ def docs_eval(
     console.print(f"reports: {target}, {paths['html']}, {paths['md']}")
 
 
+@app.command("questions")
+def questions_cmd(
+    docs: Annotated[Path, typer.Argument(help="Folder of your documents.")],
+    out: Annotated[Path, typer.Option(help="JSONL file to write.")] = Path("questions.jsonl"),
+    count: Annotated[int, typer.Option(min=1, max=1000, help="Passages to ask about.")] = 20,
+    seed: Annotated[int, typer.Option(help="Which passages.")] = 0,
+) -> None:
+    """Draft a question file for `eval docs` with the configured LLM (needs one): one
+    checked question per sampled passage, its answer copied from the passage."""
+    from eval.questions import generate_questions
+
+    settings = get_settings()
+    try:
+        with _progress() as task:
+            result = generate_questions(
+                settings, docs, out, count, seed, progress=task("passages", count)
+            )
+    except RagError as exc:
+        _fail(exc)
+    console.print(
+        f"{result.written} questions written to {out}; {result.rejected} replies rejected "
+        f"{result.reasons or ''}. Review them, and add off-corpus ones (answers: [])."
+    )
+
+
 @app.command("unanswerable")
 def unanswerable(
     data: Annotated[Path, typer.Argument(help="QA folder (e.g. the SQuAD half).")],
