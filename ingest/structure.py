@@ -39,23 +39,17 @@ _BOILERPLATE_CLASSES = frozenset(
 _BOILERPLATE_TAGS = ("nav", "header", "footer", "aside", "script", "style", "noscript", "form")
 
 
-_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
 
 
-def _class_test(names: Iterable[str]) -> str:
-    """XPath: the element's class list holds one of `names` (case-insensitive: old
-    DocBook writes "TOC" and "NAVHEADER")."""
-    classes = (
-        f"concat(' ', normalize-space(translate(@class, '{_UPPER}', '{_UPPER.lower()}')), ' ')"
-    )
-    return " or ".join(f"contains({classes}, ' {name} ')" for name in names)
-
-
-_BOILERPLATE_XPATH = (
-    " | ".join(f"//{tag}" for tag in _BOILERPLATE_TAGS)
-    + " | //*[@role='navigation' or @role='banner' or @role='contentinfo' or @role='search']"
-    + f" | //*[{_class_test(sorted(_BOILERPLATE_CLASSES))}]"
-)
+def _is_boilerplate(element: Any) -> bool:
+    """Navigation by its tag, its ARIA role or a class token (case-insensitive: old
+    DocBook writes "TOC" and "NAVHEADER"); one pass in Python, not an XPath per class."""
+    tag = element.tag if isinstance(element.tag, str) else ""
+    if tag in _BOILERPLATE_TAGS or element.get("role") in _BOILERPLATE_ROLES:
+        return True
+    classes = element.get("class")
+    return bool(classes) and not _BOILERPLATE_CLASSES.isdisjoint(classes.lower().split())
 
 
 def clean_html(text: str) -> str:
@@ -69,7 +63,7 @@ def clean_html(text: str) -> str:
         root = lxml_html.document_fromstring(text)
     except (etree.ParserError, ValueError):  # empty or not HTML at all: leave it to unstructured
         return text
-    for element in root.xpath(_BOILERPLATE_XPATH):
+    for element in [e for e in root.iter() if _is_boilerplate(e)]:
         if element.getparent() is not None:
             element.drop_tree()
     for element in root.xpath("//hr"):
@@ -102,7 +96,7 @@ def _pair_definitions(definitions: Any, lxml_html: Any) -> None:
         tag = child.tag if isinstance(child.tag, str) else ""
         text = " ".join(child.text_content().split())
         if tag == "dt":
-            text = _HEADING_MARKS.sub("", text)
+            text = strip_marks(text)
             if items and not items[-1][1]:
                 items[-1][0].append(text)
             else:
@@ -114,14 +108,12 @@ def _pair_definitions(definitions: Any, lxml_html: Any) -> None:
     parent = definitions.getparent()
     if parent is None:
         return
-    make = lxml_html.Element
-    position = parent.index(definitions)
-    for offset, (terms, descriptions) in enumerate(items):
-        paragraph = make("p")
+    for terms, descriptions in items:  # addprevious, not insert(i): linear in the items
+        paragraph = lxml_html.Element("p")
         term = ", ".join(t for t in terms if t)
         description = " ".join(descriptions)
         paragraph.text = f"{term}: {description}" if term and description else term or description
-        parent.insert(position + offset, paragraph)
+        definitions.addprevious(paragraph)
     definitions.tail = None
     parent.remove(definitions)
 
@@ -149,7 +141,20 @@ _LIGATURES = str.maketrans(
         "\ufb06": "st",
     }
 )
-_HEADING_MARKS = re.compile(r"\s*[¶#§]+\s*$")
+#: Permalink marks that generators append to headings and terms ("Options¶").
+_MARKS = "¶§"
+
+
+def strip_marks(text: str) -> str:
+    """A heading without trailing permalink marks; linear (a regex anchored at the end
+    would backtrack over a long run of spaces). A "#" goes only after a space or a ")",
+    so "C#" keeps its name."""
+    stripped = text.rstrip().rstrip(_MARKS).rstrip()
+    if stripped.endswith((" #", ")#")):
+        stripped = stripped[:-1].rstrip()
+    return stripped
+
+
 _DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*[\divxlc]+\s*$", re.IGNORECASE)
 _PAGE_NUMBER = re.compile(r"^\s*(?:page\s+)?[\divxlc]{1,6}(?:\s*(?:of|/)\s*\d+)?\s*$", re.I)
 _INDEX_ENTRY = re.compile(r"^[^\d].{0,80}?(?:,\s*\d{1,4}(?:[-–]\d{1,4})?)+\s*$")
@@ -165,8 +170,9 @@ def is_page_number(text: str) -> bool:
 
 
 def is_toc_line(text: str) -> bool:
-    """ "2.4. OPTIONS . . . . . . 4": a table-of-contents or index entry with a leader."""
-    return bool(_DOT_LEADER.search(text))
+    """ "2.4. OPTIONS . . . . . . 4": a table-of-contents or index entry with a leader.
+    Only short lines are tried: an entry is one, and the pattern backtracks on long ones."""
+    return len(text) <= 300 and bool(_DOT_LEADER.search(text))
 
 
 def join_lines(lines: Iterable[str]) -> str:
@@ -199,7 +205,7 @@ def tidy_headings(elements: Sequence[Element]) -> list[Element]:
                 skipping = None
             if skipping is None and _LICENCE_TITLE.match(element.text):
                 skipping = element.depth
-            cleaned = _HEADING_MARKS.sub("", element.text)
+            cleaned = strip_marks(element.text)
             if cleaned != element.text and cleaned:
                 element = Element(cleaned, element.kind, element.page, element.depth)
         if skipping is None:
@@ -230,7 +236,7 @@ def drop_navigation_sections(elements: Sequence[Element]) -> list[Element]:
 
 def is_navigation(text: str) -> bool:
     """ "Next: X, Previous: Y, Up: Z" and the like: links between pages, not content."""
-    return bool(_NAVIGATION.match(text)) and len(text) < 400
+    return len(text) < 400 and bool(_NAVIGATION.match(text))
 
 
 def _leader_lines(text: str) -> float:
@@ -238,7 +244,7 @@ def _leader_lines(text: str) -> float:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return 0.0
-    return sum(bool(_DOT_LEADER.search(line)) for line in lines) / len(lines)
+    return sum(is_toc_line(line) for line in lines) / len(lines)
 
 
 def drop_boilerplate(elements: Sequence[Element]) -> list[Element]:
@@ -263,7 +269,7 @@ def _drop_index_pages(elements: list[Element]) -> list[Element]:
     index_pages = set()
     for page, items in by_page.items():
         lines = [line for e in items for line in e.text.splitlines() if line.strip()]
-        entries = sum(bool(_INDEX_ENTRY.match(line)) for line in lines)
+        entries = sum(len(line) <= 200 and bool(_INDEX_ENTRY.match(line)) for line in lines)
         if len(lines) >= 8 and entries / len(lines) >= 0.6:
             index_pages.add(page)
     if not index_pages:
@@ -302,8 +308,8 @@ _SAME_LINE_OPTION = re.compile(r"^([-+]{1,2}[\w?#@][^\s]*)\s{2,}(\S.*)$")
 def looks_like_manpage(text: str) -> bool:
     """A man page as `man` renders it: the "NAME(1) ... NAME(1)" header or a NAME
     section among the first lines, then SYNOPSIS or DESCRIPTION at column 0."""
-    head = text.lstrip("\n").splitlines()[:12]
-    if head and _MAN_HEADER.match(head[0].strip()):
+    head = text.lstrip("\n")[:4096].splitlines()[:12]
+    if head and _is_man_header(head[0].strip()):
         return True
     stripped = [line.rstrip() for line in text.splitlines()[:400]]
     return "NAME" in stripped[:12] and ("SYNOPSIS" in stripped or "DESCRIPTION" in stripped)
@@ -315,11 +321,11 @@ def partition_manpage(text: str) -> list[Element]:
     body's indent, followed by lines indented further) one element "option: description".
     Running header and footer lines are dropped."""
     lines = [line.rstrip().replace("\t", "        ") for line in text.splitlines()]
-    name = _MAN_HEADER.match(lines[0].strip()) if lines else None
-    if name is not None:
+    if lines and _is_man_header(lines[0].strip()):
         header = lines[0].strip()
         lines = [line for line in lines if line.strip() != header]
-        if lines and re.search(r"\S+\(\w+\)\s*$", lines[-1]) and lines[-1].strip():
+        footer = lines[-1].strip() if lines else ""
+        if footer and len(footer) <= 200 and re.search(r"\S+\(\w+\)$", footer):
             lines = lines[:-1]  # the footer: "GNU sed 4.9   2022   SED(1)"
     body_indent = _body_indent(lines)
     elements: list[Element] = []
@@ -410,6 +416,12 @@ def info_to_markdown(text: str) -> str:
             continue
         out.append(line)
     return "\n".join(out)
+
+
+def _is_man_header(line: str) -> bool:
+    """ "SED(1)   User Commands   SED(1)" (short lines only: the back-reference pattern
+    would backtrack over a long one)."""
+    return len(line) <= 200 and bool(_MAN_HEADER.match(line))
 
 
 def _is_term(line: str) -> bool:
