@@ -130,7 +130,7 @@ class AnswerSettings(BaseModel):
 
     max_passages: int = Field(default=5, ge=1, le=50)
     max_words: int = Field(default=50, ge=5, le=1000)
-    min_support: float = Field(default=0.69, ge=0.0, le=2.0)
+    min_support: float = Field(default=0.67, ge=0.0, le=2.0)
     min_term_overlap: float = Field(default=0.34, ge=0.0, le=1.0)
 
 

@@ -63,17 +63,15 @@ def _load(model: str, options: tuple[tuple[str, Any], ...]) -> Any:
 
 
 def model_vocabulary(settings: EmbeddingSettings) -> frozenset[str] | None:
-    """The whole words of a local model's WordPiece vocabulary (None when it has none).
-
-    A question word outside it ("rsync", "nginx", "xz") is a name the model only knows in
-    pieces: the extractive generator requires such a word in a retrieved passage."""
+    """A local model's WordPiece vocabulary, word pieces ("##ing") included (None when
+    it has none): the extractive generator tells names from words by how the model
+    splits them (ADR 0021)."""
     if settings.model not in LOCAL_MODELS:
         return None
     path = model_dir(settings.models_dir, settings.model) / "vocab.txt"
     if not path.is_file():
         return None
-    words = path.read_text(encoding="utf-8").split()
-    return frozenset(w for w in words if w.isalpha() and not w.startswith("##"))
+    return frozenset(path.read_text(encoding="utf-8").split())
 
 
 class FastEmbedder:

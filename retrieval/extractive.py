@@ -14,8 +14,8 @@ answer is traceable to a passage. Each candidate is scored against the question 
 The answer stops at a word budget (`RAG_ANSWER__MAX_WORDS`) and drops repeats. It says
 "not found" unless the best candidate's support (similarity + half its coverage) clears
 `RAG_ANSWER__MIN_SUPPORT`, calibrated on questions whose documents were removed from the
-corpus (ADR 0021), and unless every name in the question (a word the embedding model's
-vocabulary lacks, such as "rsync") appears in a retrieved passage. Without an embedder
+corpus (ADR 0021), and unless every name in the question (a word the embedding model
+only knows in scraps, such as "rsync") appears in a retrieved passage. Without an embedder
 the decision falls back to coverage alone. The LLM
 gateway replaces this generator through the same `Generator` port.
 """
@@ -204,13 +204,17 @@ class ExtractiveGenerator:
         names = {
             word
             for word in _WORD.findall(question.lower())
-            if word.isalpha() and len(word) > 1 and word not in self._vocabulary
+            if word.isalpha()
+            and len(word) > 1
+            and word not in _STOPWORDS
+            and is_name(word, self._vocabulary)
         }
         if not names:
             return evidence
         text = " ".join(f"{p.chunk.title} {p.chunk.section} {p.chunk.text}" for p in top)
         seen = self._stems.all(text)
         lowered = text.lower()
+        words = set(_WORD.findall(lowered))
         unmatched = tuple(
             sorted(
                 name
@@ -218,6 +222,8 @@ class ExtractiveGenerator:
                 if self._stems.content(name).isdisjoint(seen)
                 # a longer name may sit inside an identifier: "splitter" in "TextSplitter"
                 and (len(name) < 7 or name not in lowered)
+                # or be misspelt in the question: "Primeier Leage" for "Premier League"
+                and not any(_near(name, word) for word in words)
             )
         )
         return dataclasses.replace(evidence, unmatched=unmatched)
@@ -299,6 +305,49 @@ class ExtractiveGenerator:
             chosen.append(candidate)
             words += size
         return chosen
+
+
+def word_pieces(word: str, vocabulary: frozenset[str]) -> int:
+    """How many WordPiece pieces the model splits `word` into (greedy longest match, as
+    BERT tokenizers do); a letter the vocabulary lacks counts as a piece."""
+    pieces, start = 0, 0
+    while start < len(word):
+        end = len(word)
+        while end > start and (word[start:end] if start == 0 else f"##{word[start:end]}") not in (
+            vocabulary
+        ):
+            end -= 1
+        start = end if end > start else start + 1
+        pieces += 1
+    return pieces
+
+
+def is_name(word: str, vocabulary: frozenset[str]) -> bool:
+    """A name the model only knows in scraps ("rsync" = rs + yn + c, "xz" = x + z), not a
+    word it lacks but can spell from parts ("restated" = rest + ated): three
+    letters a piece at most. Names must appear in a passage; words need not."""
+    if word in vocabulary:
+        return False
+    return len(word) / word_pieces(word, vocabulary) <= 3.0
+
+
+def _near(name: str, word: str) -> bool:
+    """`word` is `name` with a typo: edit distance 1 from 6 letters, 2 from 9. A short
+    name must match exactly: "rsync" is one edit from "async", "zlib" from "glib"."""
+    if len(name) < 6:
+        return False
+    limit = 1 if len(name) < 9 else 2
+    if abs(len(name) - len(word)) > limit:
+        return False
+    previous = list(range(len(word) + 1))
+    for i, a in enumerate(name, 1):
+        current = [i]
+        for j, b in enumerate(word, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        if min(current) > limit:
+            return False
+        previous = current
+    return previous[-1] <= limit
 
 
 def _defines(text: str, options: set[str]) -> bool:

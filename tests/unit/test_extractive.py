@@ -5,7 +5,13 @@ from collections.abc import Sequence
 
 from core.settings import AnswerSettings
 from core.types import NOT_FOUND, Chunk, Rung, ScoredChunk
-from retrieval.extractive import ExtractiveGenerator, candidates_of, split_sentences
+from retrieval.extractive import (
+    ExtractiveGenerator,
+    candidates_of,
+    is_name,
+    split_sentences,
+    word_pieces,
+)
 from tests.fakes import HashEmbedder
 
 
@@ -161,3 +167,41 @@ def test_any_embedder_gives_deterministic_answers() -> None:
     generator = ExtractiveGenerator(HashEmbedder(16), AnswerSettings(min_support=0.0))
     first = generator.generate("Which store is the default?", passages)
     assert first == generator.generate("Which store is the default?", passages)
+
+
+VOCABULARY = frozenset(
+    ["rest", "##ated", "center", "##piece", "x", "##z", "rs", "##yn", "##c", "sed", "packer"]
+)
+
+
+def test_names_are_words_the_model_knows_only_in_scraps() -> None:
+    assert word_pieces("restated", VOCABULARY) == 2
+    assert not is_name("restated", VOCABULARY)  # an English word spelt from parts
+    assert not is_name("centerpiece", VOCABULARY)
+    assert is_name("rsync", VOCABULARY)  # rs + yn + c: a name
+    assert is_name("xz", VOCABULARY)
+    assert not is_name("sed", VOCABULARY)  # a whole word of the vocabulary
+
+
+def test_a_name_no_passage_mentions_means_not_found_but_a_typo_does_not() -> None:
+    passages = [_hit("The default block size of the packer is 900k. Rsync is fast.", "p.md")]
+    generator = ExtractiveGenerator(
+        settings=AnswerSettings(min_term_overlap=0.0), vocabulary=VOCABULARY
+    )
+    asked = generator.evidence("What is the default block size of xz?", passages)
+    assert asked is not None
+    assert asked.unmatched == ("xz",)
+    assert not generator.generate("What is the default block size of xz?", passages).found
+    assert generator.generate("What is the default block size of the packer?", passages).found
+    typo = generator.evidence("Is rsync fast?", passages)
+    assert typo is not None
+    assert typo.unmatched == ()
+
+
+def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
+    text = "Kennedy wrote to Vice President Lyndon B. Johnson. Mr. Webb answered. It worked."
+    assert split_sentences(text) == [
+        "Kennedy wrote to Vice President Lyndon B. Johnson.",
+        "Mr. Webb answered.",
+        "It worked.",
+    ]
