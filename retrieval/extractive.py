@@ -67,6 +67,9 @@ _DENSE_CANDIDATES = 6
 _CONTEXT_DISCOUNT = 0.3
 _BIGRAM_BONUS = 0.3
 _RANK_PENALTY = 0.03
+#: A definition of the asked option answers on its own from this coverage ("sed" and "-n"
+#: of "what does sed -n do?"; not "-L" alone of "what does curl -L do?" against ssh's -L).
+_DEFINITION_COVERAGE = 0.6
 #: A further candidate joins the answer only if it scores this share of the best one.
 _FOLLOW_SHARE = 0.6
 _SAME_TEXT = 0.8  # term overlap (Jaccard) above which two candidates say the same thing
@@ -126,6 +129,9 @@ class Evidence:
     #: Names in the question (words the embedding model's vocabulary lacks: "rsync",
     #: "nginx") that no passage mentions: the passages are about something else.
     unmatched: tuple[str, ...] = ()
+    #: The answer opens with the definition of an option the question names ("-n, --quiet:
+    #: ...") and covers most of the question: the model's similarity need not vouch for it.
+    defined: bool = False
 
     @property
     def support(self) -> float:
@@ -141,6 +147,7 @@ class _Candidate:
     coverage: float
     score: float
     similarity: float = 0.0
+    defines: bool = False  # a definition of an option the question names
 
 
 class ExtractiveGenerator:
@@ -231,6 +238,8 @@ class ExtractiveGenerator:
     def _supported(self, evidence: Evidence) -> bool:
         if evidence.unmatched:
             return False
+        if evidence.defined:
+            return True
         if self._embedder is None:
             return evidence.coverage >= self._settings.min_term_overlap
         return evidence.support >= self._settings.min_support
@@ -265,9 +274,10 @@ class ExtractiveGenerator:
             coverage = (len(hits) + _CONTEXT_DISCOUNT * len(beside)) / len(wanted)
             repeated = len(pairs & set(itertools.pairwise(stems))) / max(1, len(pairs))
             score = weighted + _BIGRAM_BONUS * repeated - _RANK_PENALTY * rank
-            if asked_options and _defines(text, asked_options):
+            defines = bool(asked_options) and _defines(text, asked_options)
+            if defines:
                 score += 1.0  # "-n, --quiet: suppress ..." is what "what does -n do?" asks
-            found.append(_Candidate(text, rank, position, terms, coverage, score))
+            found.append(_Candidate(text, rank, position, terms, coverage, score, defines=defines))
         found.sort(key=lambda c: -c.score)
         return found
 
@@ -287,6 +297,9 @@ class ExtractiveGenerator:
             candidate.score += candidate.similarity
         del candidates[len(pool) :]  # only the re-scored ones compete from here on
         candidates.sort(key=lambda c: -c.score)
+        first = candidates[0]
+        if first.defines and first.coverage >= _DEFINITION_COVERAGE:
+            return Evidence(round(first.similarity, 4), round(first.coverage, 4), defined=True)
         best = max(pool, key=lambda c: c.similarity + 0.5 * c.coverage)
         return Evidence(round(best.similarity, 4), round(best.coverage, 4))
 

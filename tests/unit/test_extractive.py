@@ -205,3 +205,14 @@ def test_initials_and_abbreviations_do_not_end_a_sentence() -> None:
         "Mr. Webb answered.",
         "It worked.",
     ]
+
+
+def test_a_definition_of_the_asked_option_answers_even_when_similarity_is_low() -> None:
+    text = "-n, --quiet: suppress automatic printing of pattern space\n\n-z: NUL lines"
+    passages = [_hit(text, "sed.1.txt", section="sed - stream editor")]
+    generator = ExtractiveGenerator(TopicEmbedder(), AnswerSettings(min_support=0.9))
+    answer = generator.generate("What does sed -n do?", passages)  # similarity 1 vs 0: low
+    assert answer.text.startswith("-n, --quiet: suppress automatic printing")
+    # The same option of another tool (sed's -L asked, only ssh's -L here) is not enough.
+    ssh = [_hit("-L port: forward a local port\n\n-J host: jump host", "ssh.1.txt")]
+    assert not generator.generate("What does the -L option of sed do?", ssh).found
