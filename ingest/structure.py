@@ -59,6 +59,8 @@ def clean_html(text: str) -> str:
     from lxml import etree
     from lxml import html as lxml_html
 
+    # An XHTML page's XML declaration names an encoding, which lxml refuses on text.
+    text = re.sub(r"\A\s*<\?xml[^>]{0,200}\?>", "", text)
     try:
         root = lxml_html.document_fromstring(text)
     except (etree.ParserError, ValueError):  # empty or not HTML at all: leave it to unstructured

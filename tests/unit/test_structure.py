@@ -96,6 +96,16 @@ def test_clean_html_leaves_non_html_alone() -> None:
     assert clean_html("") == ""
 
 
+def test_xhtml_with_an_xml_declaration_is_cleaned_too() -> None:
+    page = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+        '<body><div class="navheader">Next: a, Prev: b</div><p>Body.</p></body></html>'
+    )
+    cleaned = clean_html(page)
+    assert "Next:" not in cleaned
+    assert "Body." in cleaned
+
+
 def test_a_man_page_has_sections_and_options_with_their_descriptions() -> None:
     assert looks_like_manpage(MAN)
     elements = partition_manpage(MAN)
