@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.errors import RagError
+from core.errors import ConfigError, RagError
 from core.settings import Settings, get_settings
 from core.types import (
     DEFAULT_TENANT,
@@ -417,7 +417,17 @@ def demo(
         f"(your documents go to {settings.store.collection!r}; ask the demo's with "
         f"RAG_STORE__COLLECTION={DEMO_COLLECTION})"
     )
-    _run_ingest(target, False, None, None, None, reindex=False, settings=demo_settings)
+    # After an upgrade that changed the pipeline, the demo's own collection is rebuilt
+    # (blue/green) rather than refused: no operator has to run `rag reindex` for it.
+    probe = _context(demo_settings)
+    try:
+        probe.documents.check_writable()
+        rebuild = False
+    except ConfigError:
+        rebuild = True
+    finally:
+        probe.close()
+    _run_ingest(target, rebuild, None, None, None, reindex=rebuild, settings=demo_settings)
     ctx = _context(demo_settings)
     try:
         for question in DEMO_QUESTIONS:

@@ -13,6 +13,7 @@ from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.pipeline import discover
+from tests.conftest import PROJECT_ROOT
 from tests.services import cli_env
 
 pytestmark = pytest.mark.integration
@@ -89,3 +90,27 @@ def test_ingest_refuses_a_changed_pipeline_and_reindex_switches(
     get_settings.cache_clear()
     assert switched.exit_code == 0, switched.output
     assert "queries now read" in switched.output
+
+
+def test_the_demo_has_its_own_collection_and_rebuilds_it_after_an_upgrade(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in cli_env(settings, RAG_INGEST__PARSE_WORKERS=1, COLUMNS=400).items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    get_settings.cache_clear()
+    first = runner.invoke(app, ["demo", "--docs", str(PROJECT_ROOT / "docs")])
+    assert first.exit_code == 0, first.output
+    assert "collection 'demo'" in first.output
+    monkeypatch.setenv("RAG_INGEST__CHUNK_SIZE", "400")  # an upgrade changed the pipeline
+    get_settings.cache_clear()
+    again = runner.invoke(app, ["demo", "--docs", str(PROJECT_ROOT / "docs")])
+    get_settings.cache_clear()
+    assert again.exit_code == 0, again.output
+    assert "queries now read" in again.output
+    assert "Chunk ids are deterministic" in again.output
+    user = build_app_context(settings)  # the user's collection was never touched
+    try:
+        assert user.store.count() == 0
+    finally:
+        user.close()
