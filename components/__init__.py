@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from core.errors import ConfigError
 from core.offline import apply_offline_defaults
 from core.ports import ChatModel, Embedder, Generator, Reranker, SparseEncoder, VectorStore
 from core.settings import Settings
@@ -74,6 +75,14 @@ class Components:
             return {}
         from gateway.providers import build_chat_model
 
+        if llm.residency == "private":
+            hosted = [n for n in llm.models if "private" not in self.catalog.get(n).tags]
+            if hosted:
+                raise ConfigError(
+                    f"RAG_LLM__RESIDENCY=private refuses hosted models: {', '.join(hosted)}; "
+                    "remove them from RAG_LLM__MODELS or tag them private in the catalog "
+                    "(only for models you run yourself)"
+                )
         return {name: build_chat_model(self.catalog.get(name), llm) for name in llm.models}
 
     @cached_property

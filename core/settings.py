@@ -232,6 +232,11 @@ class LlmSettings(BaseModel):
     enabled: bool = False
     catalog: Path | None = Field(default=None, description="Default: gateway/catalog.toml")
     models: list[str] = Field(default=["local-smollm2"], min_length=1)
+    residency: Literal["any", "private"] = Field(
+        default="any",
+        description="private: only models tagged private (on-prem, self-hosted) may serve; "
+        "a hosted one in `models` is refused at start and never routed to",
+    )
     endpoints: dict[str, str] = Field(
         default={}, description="Per-model endpoint overrides, e.g. a local server's port"
     )

@@ -73,7 +73,9 @@ class LlmGateway:
         self._models = dict(models)
         self._ledger = ledger
         self._extractive = extractive
-        self._router = router or Router(catalog, list(self._models))
+        self._router = router or Router(
+            catalog, list(self._models), private_only=settings.residency == "private"
+        )
         self._template = template or load_template("grounded_answer", settings.prompt_version)
         self._clock = clock
         self._sleep = sleep

@@ -64,11 +64,16 @@ class LatencyTracker:
 
 class Router:
     def __init__(
-        self, catalog: Catalog, active: Sequence[str], latency: LatencyTracker | None = None
+        self,
+        catalog: Catalog,
+        active: Sequence[str],
+        latency: LatencyTracker | None = None,
+        private_only: bool = False,
     ) -> None:
         self._policy = catalog.routing
         self._models = tuple(catalog.get(name) for name in active)
         self._latency = latency or LatencyTracker()
+        self._private_only = private_only
 
     @property
     def latency(self) -> LatencyTracker:
@@ -85,6 +90,9 @@ class Router:
     ) -> RouteDecision:
         models = list(self._models)
         reasons: list[str] = []
+        if self._private_only:  # data residency: checked at start too, enforced per request
+            models = [m for m in models if "private" in m.tags]
+            reasons.append("data residency: private models only")
         if (
             context.sensitivity is Sensitivity.CONFIDENTIAL
             or context.tenant in self._policy.private_tenants

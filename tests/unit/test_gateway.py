@@ -248,3 +248,41 @@ def test_require_grounding_replaces_an_uncited_answer_and_keeps_its_cost(
     assert p.cost_usd == pytest.approx(1100 / 1e6)
     assert answer.citations
     assert ledger.spent("default", NOW.replace(hour=0)) == pytest.approx(p.cost_usd)
+
+
+def test_with_private_residency_a_hosted_model_never_answers(ledger: SqlLedger) -> None:
+    catalog = Catalog(
+        version=1, models=(model_spec("onprem", 0.0, "private", "cheap"), *CATALOG.models)
+    )
+    hosted = ScriptedChatModel("cheap", ["Ids are uuid5 hashes of source and content [1]."])
+    onprem = ScriptedChatModel("onprem", ["Ids are uuid5 hashes of source and content [1]."])
+    gateway = LlmGateway(
+        catalog,
+        LlmSettings(backoff_base_s=0, residency="private"),
+        {m.name: m for m in (hosted, onprem)},
+        ledger,
+        ExtractiveGenerator(),
+        clock=lambda: NOW,
+        sleep=lambda _: None,
+    )
+    answer = gateway.generate(QUESTION, PASSAGES)
+    assert answer.provenance is not None
+    assert answer.provenance.model == "onprem"
+    assert "data residency" in answer.provenance.route
+    assert hosted.calls == 0
+
+
+def test_with_private_residency_a_hosted_model_is_refused_at_start(tmp_path: Path) -> None:
+    from components import build_components
+    from core.errors import ConfigError
+    from core.settings import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        llm=LlmSettings(
+            enabled=True, models=["local-smollm2", "gpt-4.1-mini"], residency="private"
+        ),
+    )
+    with pytest.raises(ConfigError, match=r"refuses hosted models: gpt-4\.1-mini"):
+        _ = build_components(settings).chat_models

@@ -112,3 +112,13 @@ def test_latency_tracker_is_an_exponential_moving_average() -> None:
     tracker.observe("m", 300.0)
     assert tracker.estimate("m") == pytest.approx(200.0)
     assert tracker.estimate("other") is None
+
+
+def test_data_residency_routes_to_private_models_only_whatever_is_active() -> None:
+    catalog = Catalog(version=1, models=MODELS)
+    router = Router(catalog, [m.name for m in MODELS], private_only=True)
+    decision = router.decide("Why compare these two?", RequestContext())
+    assert _names(decision) == ["local"]
+    assert "data residency" in decision.reason
+    hosted_only = Router(catalog, ["mini", "big"], private_only=True)
+    assert hosted_only.decide("What?", RequestContext()).chain == ()
