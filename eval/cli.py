@@ -275,6 +275,8 @@ def qa(
         {
             **result.aggregates,
             "answer_words": result.answer_words,
+            # The same figure flat, for tools that read dotted names as one key.
+            "answer_words.p50": result.answer_words["p50"],
             "latency_ms": result.latency_ms,
             "cost": result.cost,
             "questions": len(items),

@@ -180,6 +180,7 @@ def _report(
 ) -> dict[str, Any]:
     answerable = [r for r in rows if r["expected"]]
     unanswerable = [r for r in rows if not r["expected"]]
+    words = percentiles([r["words"] for r in answerable if not r["abstained"]])
     aggregates = {
         "source_hit@3": _mean([r["source_hit@3"] for r in rows if "source_hit@3" in r]),
         "answer_contains": _mean([r["answer_contains"] for r in answerable]),
@@ -190,7 +191,8 @@ def _report(
         "title": f"Your documents: {folder.name}",
         "suite": "docs",
         **aggregates,
-        "answer_words": percentiles([r["words"] for r in answerable if not r["abstained"]]),
+        "answer_words": words,
+        "answer_words.p50": words["p50"],  # the same figure flat, for tools that do not nest
         "latency_ms": percentiles([r["latency_ms"] for r in rows]),
         "counts": {
             "questions": len(rows),

@@ -57,6 +57,7 @@ def test_a_folder_is_indexed_apart_and_every_question_is_scored(
     assert report["abstain_rate"] == 1.0
     assert report["false_abstain_rate"] == 0.0
     assert set(report["answer_words"]) == {"p50", "p95"}
+    assert report["answer_words.p50"] == report["answer_words"]["p50"]
     first, second, third = report["questions"]
     assert first["sources"] == ["sed.1.txt"]
     assert not first["abstained"]
