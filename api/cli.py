@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.errors import ConfigError, RagError
+from core.errors import RagError
 from core.settings import Settings, get_settings
 from core.types import (
     DEFAULT_TENANT,
@@ -421,10 +421,7 @@ def demo(
     # (blue/green) rather than refused: no operator has to run `rag reindex` for it.
     probe = _context(demo_settings)
     try:
-        probe.documents.check_writable()
-        rebuild = False
-    except ConfigError:
-        rebuild = True
+        rebuild = probe.rebuilding
     finally:
         probe.close()
     _run_ingest(target, rebuild, None, None, None, reindex=rebuild, settings=demo_settings)

@@ -15,12 +15,19 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
-_OPTION = re.compile(r"(?<![\w-])--?([A-Za-z][A-Za-z0-9-]*)")
+#: A command-line option: a dash or two, then a letter ("-i", "--in-place"; not "-5",
+#: which is as often a negative number, nor the "-2" of "IL-2").
+_OPTION = re.compile(r"(?<![\w-])--?[A-Za-z][A-Za-z0-9-]*")
+
+
+def options(text: str) -> list[str]:
+    """The options a text names, as written ("-J", "--in-place")."""
+    return _OPTION.findall(text)
 
 
 def option_terms(text: str) -> str:
     """Only the option terms of a text ("opti optinplace"), for a keyword query."""
-    return " ".join(sorted({"opt" + n.replace("-", "").lower() for n in _OPTION.findall(text)}))
+    return " ".join(sorted({"opt" + o.replace("-", "").lower() for o in options(text)}))
 
 
 def with_options(text: str) -> str:

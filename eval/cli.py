@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.errors import RagError
+from core.errors import InvalidRequestError, RagError
 from core.settings import Settings, get_settings
 from core.types import SearchMode
 from eval.report import emit_json
@@ -53,33 +53,20 @@ def _fail(exc: RagError) -> None:
 def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[str, Any]:
     """Index the sample corpus (cached) and answer every golden question."""
     from components import build_components
-    from eval.golden import corpus_fingerprint, load_golden, resolve
+    from eval.docs import index_chunks, parse_folder
+    from eval.golden import load_golden, resolve
     from eval.qa import run_qa
     from ingest import sample_corpus
-    from ingest.parse import SUPPORTED_SUFFIXES
-    from ingest.pipeline import discover
-    from store.edge import EdgeStore
 
     started = time.perf_counter()
     ctx = build_components(settings)
     corpus_dir = settings.data_dir / "eval" / "golden-corpus"
     sample_corpus.build(docs, corpus_dir)
-    chunks = []
-    for path in discover(corpus_dir, SUPPORTED_SUFFIXES):
-        chunks += ctx.chunker.chunk(ctx.parser.parse(str(path), path.name))
+    chunks, failed = parse_folder(ctx, corpus_dir)
+    if failed:
+        raise InvalidRequestError(f"the sample corpus did not parse: {failed}")
     items = resolve(load_golden(), chunks)
-    pipeline = (
-        f"{ctx.embedder.name}|{ctx.sparse.name}|{settings.ingest.chunk_size}/"
-        f"{settings.ingest.chunk_overlap}"
-    )
-    store = EdgeStore(
-        settings.data_dir / "eval", f"golden-index-{corpus_fingerprint(chunks, pipeline)}"
-    )
-    store.ensure_collection(ctx.embedder.dim)
-    if store.count() != len(chunks):
-        from ingest.pipeline import Indexer
-
-        Indexer(ctx.embedder, ctx.sparse, store).index(chunks)
+    store = index_chunks(ctx, chunks, "golden-index")
     retriever = ctx.retriever(store)
     with _progress() as task:
         result = run_qa(

@@ -20,13 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import IngestError, InvalidRequestError
 from core.settings import Settings
 from core.types import Chunk
 from eval.answers import string_present
 from eval.stats import percentiles
+from store.edge import EdgeStore
+
+if TYPE_CHECKING:
+    from components import Components
 
 SOURCE_DEPTH = 3
 
@@ -64,58 +68,69 @@ def load_questions(path: Path) -> list[DocQuestion]:
     return questions
 
 
-def index_folder(
-    settings: Settings, folder: Path, progress: Callable[[int], None] | None = None
-) -> tuple[Any, list[Chunk], dict[str, str]]:
-    """Parse, chunk and index `folder` into its own cached collection; returns the store,
-    the chunks and the files that could not be parsed (name -> reason)."""
-    from components import build_components
-    from eval.golden import corpus_fingerprint
+Task = Callable[[str, int], Callable[[int], None]]
+
+
+def parse_folder(
+    ctx: Components, folder: Path, task: Task | None = None
+) -> tuple[list[Chunk], dict[str, str]]:
+    """Chunks of every supported file under `folder` (sources relative to it) and the
+    files that could not be parsed (name -> reason): one bad file never stops the run."""
     from ingest.parse import SUPPORTED_SUFFIXES
-    from ingest.pipeline import Indexer, discover
-    from store.edge import EdgeStore
+    from ingest.pipeline import discover
 
     if not folder.is_dir():
         raise InvalidRequestError(f"{folder} is not a folder of documents")
-    ctx = build_components(settings)
+    paths = discover(folder, SUPPORTED_SUFFIXES)
+    advance = task("parse", len(paths)) if task else None
     chunks: list[Chunk] = []
     failed: dict[str, str] = {}
-    for path in discover(folder, SUPPORTED_SUFFIXES):
+    for path in paths:
         source = path.relative_to(folder).as_posix()
         try:
             chunks += ctx.chunker.chunk(ctx.parser.parse(str(path), source))
-        except IngestError as exc:  # one bad file never stops the run
+        except IngestError as exc:
             failed[source] = str(exc)
-        if progress is not None:
-            progress(1)
-    if not chunks:
-        raise InvalidRequestError(f"no document in {folder} could be parsed")
+        if advance is not None:
+            advance(1)
+    return chunks, failed
+
+
+def index_chunks(ctx: Components, chunks: list[Chunk], prefix: str) -> EdgeStore:
+    """An embedded collection of `chunks` under `.data/eval`, named by their content and
+    the ingest-side pipeline, so a second run with the same inputs only queries."""
+    from eval.golden import corpus_fingerprint
+    from ingest.pipeline import Indexer
+
+    settings = ctx.settings
     pipeline = (
         f"{ctx.embedder.name}|{ctx.sparse.name}|{settings.ingest.chunk_size}/"
         f"{settings.ingest.chunk_overlap}"
     )
-    store = EdgeStore(settings.data_dir / "eval", f"docs-{corpus_fingerprint(chunks, pipeline)}")
+    store = EdgeStore(
+        settings.data_dir / "eval", f"{prefix}-{corpus_fingerprint(chunks, pipeline)}"
+    )
     store.ensure_collection(ctx.embedder.dim)
     if store.count() != len(chunks):
         Indexer(ctx.embedder, ctx.sparse, store).index(chunks)
-    return store, chunks, failed
+    return store
 
 
 def run_docs(
     settings: Settings,
     folder: Path,
     questions: list[DocQuestion],
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Task | None = None,
 ) -> dict[str, Any]:
     """Index the folder, ask every question, and score the answers."""
     from components import build_components
 
     started = time.perf_counter()
-    files = sum(1 for p in folder.rglob("*") if p.is_file())
-    store, chunks, failed = index_folder(
-        settings, folder, progress("parse + index", files) if progress else None
-    )
     ctx = build_components(settings)
+    chunks, failed = parse_folder(ctx, folder, progress)
+    if not chunks:
+        raise InvalidRequestError(f"no document in {folder} could be parsed")
+    store = index_chunks(ctx, chunks, "docs")
     retriever = ctx.retriever(store)
     generator = ctx.generator
     top_k = settings.retrieval.top_k

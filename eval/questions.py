@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, IngestError, ProviderError
+from core.errors import ConfigError, ProviderError
 from core.ports import ChatModel
 from core.settings import Settings
 from core.types import ChatMessage, Chunk, LedgerEntry, Rung
@@ -96,6 +96,7 @@ def generate_questions(
 ) -> Generated:
     """Write up to `count` checked question lines for `folder` to `out`."""
     from components import build_components
+    from eval.docs import parse_folder
 
     ctx = build_components(settings)
     if model is None:
@@ -108,7 +109,7 @@ def generate_questions(
         model = ctx.chat_models[settings.llm.models[0]]
     spec = ctx.catalog.get(model.name) if model.name in settings.llm.models else None
     timeout = spec.timeout_s if spec is not None else 30.0
-    chunks = _chunks(ctx, folder)
+    chunks, _ = parse_folder(ctx, folder)  # eval-docs reports parse failures
     reasons: dict[str, int] = {}
     lines: list[str] = []
     for chunk in sample_chunks(chunks, count, seed):
@@ -143,18 +144,3 @@ def generate_questions(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     return Generated(len(lines), sum(reasons.values()), reasons)
-
-
-def _chunks(ctx: Any, folder: Path) -> list[Chunk]:
-    from ingest.parse import SUPPORTED_SUFFIXES
-    from ingest.pipeline import discover
-
-    chunks: list[Chunk] = []
-    for path in discover(folder, SUPPORTED_SUFFIXES):
-        try:
-            chunks += ctx.chunker.chunk(
-                ctx.parser.parse(str(path), path.relative_to(folder).as_posix())
-            )
-        except IngestError:
-            continue  # eval-docs reports parse failures; here they just give no questions
-    return chunks

@@ -698,6 +698,9 @@ def _pdf_lines(filename: str, limits: ParseLimits) -> list[_Line]:
     return lines
 
 
+_ROW_BAND = 4.0  # points
+
+
 def _page_furniture(lines: list[_Line]) -> list[_Line]:
     """Lines without running headers and footers, page numbers and table-of-contents
     entries; a table row printed as separate boxes (a term, then its description at the
@@ -710,6 +713,10 @@ def _page_furniture(lines: list[_Line]) -> list[_Line]:
     for page in pages.values():
         edges = {id(line) for line in (*page[:2], *page[-2:])}
         rows: list[list[_Line]] = []
+        # Rows by the height of their middle, in bands of a few points: a line is compared
+        # with the rows of its band and the two beside it, not with every row of the page
+        # (a page of 100,000 one-character lines would otherwise cost 10^10 comparisons).
+        bands: dict[int, list[list[_Line]]] = {}
         for line in page:
             if id(line) in edges and (
                 is_running_line(line.text, running) or is_page_number(line.text)
@@ -717,9 +724,13 @@ def _page_furniture(lines: list[_Line]) -> list[_Line]:
                 continue
             if is_toc_line(line.text):
                 continue
-            row = next((r for r in rows if _same_row(r[0], line)), None)
+            band = int((line.top + line.bottom) / 2 // _ROW_BAND)
+            nearby = (r for b in (band - 1, band, band + 1) for r in bands.get(b, ()))
+            row = next((r for r in nearby if _same_row(r[0], line)), None)
             if row is None:
-                rows.append([line])
+                row = [line]
+                rows.append(row)
+                bands.setdefault(band, []).append(row)
             else:
                 row.append(line)
         for row in rows:

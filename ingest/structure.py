@@ -74,7 +74,7 @@ def clean_html(text: str) -> str:
         if block.getparent() is not None and _mostly_links(block):
             block.drop_tree()
     for definitions in root.xpath("//dl"):
-        _pair_definitions(definitions, lxml_html)
+        _pair_definitions(definitions)
     result: str = lxml_html.tostring(root, encoding="unicode")
     return result
 
@@ -90,7 +90,7 @@ def _mostly_links(block: Any) -> bool:
     return text > 0 and linked / text >= 0.8
 
 
-def _pair_definitions(definitions: Any, lxml_html: Any) -> None:
+def _pair_definitions(definitions: Any) -> None:
     """Rewrite a `<dl>` as paragraphs "term: description" (terms sharing one description
     are joined with commas); nested lists inside a description are kept as its text."""
     items: list[tuple[list[str], list[str]]] = []
@@ -110,6 +110,8 @@ def _pair_definitions(definitions: Any, lxml_html: Any) -> None:
     parent = definitions.getparent()
     if parent is None:
         return
+    from lxml import html as lxml_html
+
     for terms, descriptions in items:  # addprevious, not insert(i): linear in the items
         paragraph = lxml_html.Element("p")
         term = ", ".join(t for t in terms if t)

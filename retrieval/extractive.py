@@ -33,13 +33,21 @@ from py_rust_stemmers import SnowballStemmer
 
 from core.ports import Embedder
 from core.settings import AnswerSettings
+from core.text import options
 from core.types import Answer, Citation, Provenance, RequestContext, Rung, ScoredChunk
 
 _PROVENANCE = Provenance(rung=Rung.EXTRACTIVE, model="extractive", route="no LLM configured")
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 #: Command-line options and format specifiers ("-i", "--in-place", "%M") are terms too:
 #: the word pattern would drop the dash and leave a single letter.
-_OPTION = re.compile(r"(?<![\w-])(?:--?[a-z0-9][a-z0-9-]*|%[a-z])", re.IGNORECASE)
+_SPECIFIER = re.compile(r"(?<![\w%])%[a-z]", re.IGNORECASE)
+
+
+def _options(text: str) -> list[str]:
+    """Options ("-i", "--in-place", as the index sees them) and format specifiers ("%M")."""
+    return [*options(text), *_SPECIFIER.findall(text)]
+
+
 #: A sentence ends at . ! ? before a capital, but not after an initial ("Lyndon B.") or a
 #: common abbreviation ("Mr.", "e.g."), and at a blank line or before a bullet.
 _SENTENCE_END = re.compile(
@@ -110,11 +118,11 @@ class _Stems:
         """Stems of the words that carry meaning (no stopwords, no single letters), and
         the options named (kept whole: "-i" differs from "-I" and from "i")."""
         words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1]
-        return set(self._stemmer.stem_words(words)) | set(_OPTION.findall(text))
+        return set(self._stemmer.stem_words(words)) | set(_options(text))
 
     def all(self, text: str) -> set[str]:
         """Every stem of a text and its options: what a candidate offers to match."""
-        return set(self(text)) | set(_OPTION.findall(text))
+        return set(self(text)) | set(_options(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,13 +263,13 @@ class ExtractiveGenerator:
         units: list[tuple[int, int, str, list[str]]] = []
         for rank, passage in enumerate(top):
             for position, text in enumerate(candidates_of(passage.chunk.text)):
-                units.append((rank, position, text, [*self._stems(text), *_OPTION.findall(text)]))
+                units.append((rank, position, text, [*self._stems(text), *_options(text)]))
         # Rarer question terms (in fewer candidates) count more: IDF over the candidates.
         frequency = {t: sum(t in stems for *_, stems in units) for t in wanted}
         weight = {t: math.log((len(units) + 1) / (frequency[t] + 0.5)) for t in wanted}
         total = sum(weight.values()) or 1.0
         context = [self._stems.all(f"{p.chunk.title} {p.chunk.section}") & wanted for p in top]
-        asked_options = set(_OPTION.findall(question))
+        asked_options = set(_options(question))
         for rank, position, text, stems in units:
             terms = frozenset(stems)
             hits = wanted & terms
@@ -366,7 +374,7 @@ def _near(name: str, word: str) -> bool:
 def _defines(text: str, options: set[str]) -> bool:
     """A definition item whose term names one of `options` ("-n, --quiet: ...")."""
     term, separator, _ = text.partition(": ")
-    return bool(separator) and len(term) <= 80 and not options.isdisjoint(_OPTION.findall(term))
+    return bool(separator) and len(term) <= 80 and not options.isdisjoint(_options(term))
 
 
 def _same(a: _Candidate, b: _Candidate) -> bool:

@@ -246,3 +246,42 @@ def test_hostile_html_costs_linear_time() -> None:
     cleaned = clean_html(classed)
     assert cleaned.count("keep") == 50_000
     assert "NAV" not in cleaned
+
+
+def test_a_pdf_table_row_printed_as_separate_boxes_is_one_line_again() -> None:
+    from ingest.parse import _Line, _page_furniture
+
+    def line(text: str, top: float, left: float) -> _Line:
+        return _Line(text, 10.0, 1, top, top - 10, left)
+
+    rows = _page_furniture(
+        [
+            line("-c, --check", 700, 72),
+            line("-o, --output=FILE", 686, 72),
+            line("checks the syntax only", 700, 250),
+            line("output file", 686, 250),
+            line("Flag", 600, 72),
+            line("Compress", 600, 150),
+            line("Decompress", 600, 250),
+            line("A long sentence of prose in the left column of a two-column page", 500, 72),
+            line("and the right column's own line.", 500, 320),
+        ]
+    )
+    texts = [r.text for r in rows]
+    assert texts[:3] == [
+        "-c, --check: checks the syntax only",
+        "-o, --output=FILE: output file",
+        "Flag | Compress | Decompress",
+    ]
+    assert len(texts) == 5  # the prose columns stay apart
+
+
+def test_many_lines_on_one_page_are_grouped_in_linear_time() -> None:
+    """Each line was compared with every row of its page: 100,000 one-character lines
+    (a page's character limit) meant 10^10 comparisons; now a few per line."""
+    from ingest.parse import _Line, _page_furniture
+
+    lines = [
+        _Line("a", 1.0, 1, 100_000.0 - 2 * i, 100_000.0 - 2 * i - 1, 72) for i in range(100_000)
+    ]
+    assert len(_page_furniture(lines)) == 100_000
