@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,6 +21,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api import docs, errors, health, mcp_server, observability, openai_compat, playground
+from api.audit import AuditTrail
 from api.deps import Context, OpenStream, answer_stream, count_tokens, generation
 from api.schemas import (
     AskRequest,
@@ -39,7 +40,8 @@ from api.schemas import (
     SearchResponse,
 )
 from api.security import Admin, Hardening, Ingestor, Reader, check_tenant, request_context
-from api.wiring import build_app_context
+from api.wiring import AppContext, build_app_context
+from core import telemetry
 from core.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -51,6 +53,9 @@ from core.types import CostLine, IngestJob, Principal, RequestContext, Role
 from ingest.jobs import new_job_id
 from ingest.parse import SUPPORTED_SUFFIXES
 from ingest.service import discard_upload
+
+if TYPE_CHECKING:
+    from governance.retention import RetentionSchedule
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Bytes of a file name (most file systems stop at 255; the source id is the name).
@@ -117,15 +122,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = build_app_context(settings)
         _ = context.service  # load models and open the store before the first request
         _ = context.authenticator
+        _ = context.audit  # a bad RAG_DATABASE_URL fails the start, not the first request
         if settings.auth.mode == "keys":  # fail at start, not at the first request
             _ = context.keys
         elif settings.auth.mode == "oidc":
             _ = context.oidc
         app.state.context = context
+        schedule = _retention_schedule(context)
         try:
             async with mcp_server.running(app):
                 yield
         finally:
+            if schedule is not None:
+                schedule.stop()
             context.close()
 
     app = FastAPI(
@@ -152,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cors_origins=api.cors_origins,
         max_body_size=api.max_body_kb * 1024,
     )
+    app.add_middleware(AuditTrail)  # inside the observer, whose request record it reads
     observability.install(app, settings)  # outermost: every request is logged and counted
     app.include_router(openai_compat.router)
     app.include_router(playground.router)
@@ -268,7 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
         limit = int(api.max_upload_mb * 2**20)
         job_id = new_job_id()
-        folder = context.settings.data_dir / "uploads" / job_id
+        folder = context.settings.data_dir / "uploads" / who.tenant / job_id  # erasure finds it
         job = IngestJob(
             job_id,
             tuple((str(folder / name), name) for name in names),
@@ -285,6 +295,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     )
                 (folder / name).write_bytes(data)
             context.jobs.submit(job)
+            telemetry.note(documents=names, job_id=job_id, access_groups=groups)
         except BaseException:  # nothing accepted: no files left behind without a job
             discard_upload(job)
             raise
@@ -293,6 +304,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["ingest"])
     async def job(job_id: str, who: Ingestor, context: Context) -> JobOut:
         """An ingest job of your tenant (another tenant's job does not exist for you)."""
+        telemetry.note(job_id=job_id[:64])
         status = context.jobs.status(job_id) if _JOB_ID.match(job_id) else None
         if status is None or status.tenant != who.tenant:
             raise NotFoundError(f"no job {job_id[:64]}")
@@ -323,6 +335,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def delete(source: str, who: Ingestor, context: Context) -> Response:
         """Remove one of your tenant's documents (its chunks, manifest row, cached answers)."""
         groups = None if who.can(Role.ADMIN) else who.access_groups
+        telemetry.note(documents=[source[:1024]])
         if not await run_in_threadpool(context.documents.delete, who.tenant, source, groups):
             raise NotFoundError(f"no document {source[:200]!r} in the index")
         return Response(status_code=204)
@@ -343,6 +356,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             check_tenant(who, tenant)
             tenant = who.tenant
         since = datetime.now(UTC) - timedelta(days=days)
+        telemetry.note(of_tenant=tenant or "*", days=days)
         return await run_in_threadpool(context.ledger.report, since, tenant)
 
     @app.post("/v1/keys", response_model=KeyCreated, status_code=201, tags=["admin"])
@@ -351,6 +365,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record, token = await run_in_threadpool(
             context.keys.create, body.tenant, body.role, body.access_groups, body.expires_days
         )
+        telemetry.note(key_id=record.key_id, key_tenant=body.tenant, key_role=body.role.value)
         return KeyCreated(**_key_out(record).model_dump(), key=token)
 
     @app.get("/v1/keys", response_model=list[KeyOut], tags=["admin"])
@@ -359,11 +374,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete("/v1/keys/{key_id}", status_code=204, tags=["admin"])
     async def revoke_key(key_id: str, who: Admin, context: Context) -> Response:
+        telemetry.note(key_id=key_id[:64])
         if not await run_in_threadpool(context.keys.revoke, key_id[:64]):
             raise NotFoundError(f"no key {key_id[:64]}")
         return Response(status_code=204)
 
     return app
+
+
+def _retention_schedule(context: AppContext) -> RetentionSchedule | None:
+    """Retention every `retention.interval_h` hours in this process, when set."""
+    interval = context.settings.retention.interval_h
+    if interval is None:
+        return None
+    from governance.retention import RetentionSchedule
+
+    schedule = RetentionSchedule(context.run_retention, interval)
+    schedule.start()
+    return schedule
 
 
 def _upload_groups(who: Principal, groups: Sequence[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +51,16 @@ DEMO_QUESTIONS = (
     "Which vector store does the template use by default, and why?",
     "How are chunk ids made deterministic?",
 )
+
+
+def operator() -> str:
+    """Who the audit trail says ran a CLI command: the local OS account."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "cli:unknown"
 
 
 def _context(settings: Settings | None = None) -> AppContext:
@@ -167,6 +178,15 @@ def _run_ingest(
             progress.update(file_bar, completed=len(files))
         published = result.published
         total = ctx.build_store.count()
+        ctx.audit_event(
+            "reindex" if reindex else "ingest",
+            operator(),
+            tenant or DEFAULT_TENANT,
+            "partial" if result.failed else "ok",
+            [*result.indexed, *result.pruned],
+            chunks=result.chunks,
+            failed=len(result.failed),
+        )
     except RagError as exc:
         _fail(exc)
     finally:
@@ -450,6 +470,7 @@ def keys_create(
     ctx = _context()
     try:
         record, token = ctx.keys.create(tenant, role, group or (), expires_days)
+        ctx.audit_event("key.create", operator(), tenant, "ok", key_id=record.key_id, role=role)
     except RagError as exc:
         _fail(exc)
     finally:
@@ -494,6 +515,9 @@ def keys_revoke(key_id: str) -> None:
     ctx = _context()
     try:
         known = ctx.keys.revoke(key_id)
+        ctx.audit_event(
+            "key.revoke", operator(), None, "ok" if known else "not_found", key_id=key_id[:64]
+        )
     except RagError as exc:
         _fail(exc)
     finally:
@@ -502,6 +526,121 @@ def keys_revoke(key_id: str) -> None:
         console.print(f"[red]error:[/red] no key {key_id}")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
+
+
+@app.command()
+def erase(
+    source: Annotated[str, typer.Argument(help="The document's source id (see `rag ingest`).")],
+    tenant: _AS_TENANT = DEFAULT_TENANT,
+) -> None:
+    """Erase a document: its chunks, manifest row, cached answers citing it and any
+    uploaded copy; the audit trail records it (by source id, never its text)."""
+    ctx = _context()
+    try:
+        found = ctx.documents.delete(tenant, source)
+        ctx.audit_event("delete", operator(), tenant, "ok" if found else "not_found", [source])
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    if not found:
+        console.print(f"[red]error:[/red] tenant {tenant} has no document {source!r}")
+        raise typer.Exit(1)
+    console.print(f"erased {source!r} of tenant {tenant}")
+
+
+audit_app = typer.Typer(help="The audit trail: verify its hash chain, export it for a SIEM.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check every record against the chain: exit 0 when intact, 1 naming the first
+    record edited, removed or moved."""
+    ctx = _context()
+    try:
+        if ctx.audit is None:
+            console.print("[red]error:[/red] the audit trail is off (RAG_AUDIT__ENABLED=false)")
+            raise typer.Exit(1)
+        result = ctx.audit.verify()
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    if not result.ok:
+        console.print(
+            f"[red]audit log broken at record {result.first_bad}:[/red] {result.reason} "
+            f"({result.records} records checked before it)"
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"audit log intact: {result.records} records (sequence {result.first_seq}.."
+        f"{result.head_seq})"
+    )
+
+
+def _since(value: str) -> datetime:
+    """An ISO date or time (UTC unless it says), or an age: 7d, 12h, 30m."""
+    from datetime import UTC, datetime, timedelta
+
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if len(value) > 1 and value[-1] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give an ISO date/time or an age like 7d") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str, typer.Option(help="ISO date/time (UTC), or an age: 7d, 12h.")],
+    out: Annotated[Path | None, typer.Option(help="Write here (default: stdout).")] = None,
+) -> None:
+    """Records since a moment as JSON lines with their hashes (for a SIEM, which can
+    check the chain on its side). The export is itself recorded."""
+    moment = _since(since)
+    ctx = _context()
+    try:
+        if ctx.audit is None:
+            console.print("[red]error:[/red] the audit trail is off (RAG_AUDIT__ENABLED=false)")
+            raise typer.Exit(1)
+        if out is None:
+            count = ctx.audit.export(sys.stdout, moment)
+        else:
+            with out.open("w", encoding="utf-8") as stream:
+                count = ctx.audit.export(stream, moment)
+        ctx.audit_event(
+            "audit.export", operator(), None, "ok", since=moment.isoformat(), records=count
+        )
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    if out is not None:
+        console.print(f"wrote {count} records to {out}")
+
+
+retention_app = typer.Typer(help="Retention: expire documents, uploads, cache, logs by age.")
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Apply RAG_RETENTION__* once (`rag serve` and `rag worker` also run it every
+    RAG_RETENTION__INTERVAL_H hours when set)."""
+    ctx = _context()
+    try:
+        report = ctx.run_retention(operator())
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    removed = ", ".join(
+        f"{count} {name.replace('_', ' ')}" for name, count in report.counts().items()
+    )
+    console.print(f"retention: removed {removed}")
 
 
 @app.command()
@@ -522,7 +661,15 @@ def worker(
         ctx.close()
         _fail(exc)
     console.print(f"worker: {threads} thread(s) on {ctx.settings.jobs.redis_url}")
+    schedule = None
+    if ctx.settings.retention.interval_h is not None:
+        from governance.retention import RetentionSchedule
+
+        schedule = RetentionSchedule(ctx.run_retention, ctx.settings.retention.interval_h)
+        schedule.start()
     stop.wait()
+    if schedule is not None:
+        schedule.stop()
     ctx.close()
 
 

@@ -9,14 +9,17 @@ what the system does lives in `retrieval/service.py` and `ingest/service.py`.
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from components import Components
 from core.offline import apply_offline_defaults
-from core.ports import JobQueue, VectorStore
+from core.ports import JobQueue, ProgressSink, VectorStore
 from core.settings import Settings
+from core.types import IngestJob, JobStatus, document_key
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -26,12 +29,16 @@ from retrieval.service import RagService
 from store import open_catalog, open_store
 from store.catalog import AliasCatalog
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when enabled
     from auth.authenticator import Authenticator
     from auth.keys import KeyStore
     from auth.limits import GenerationGate, RateLimiter
     from auth.oidc import OidcVerifier
     from gateway.cache import SemanticCache
+    from governance.audit import AuditLog
+    from governance.retention import RetentionReport
 
 
 @dataclass
@@ -144,18 +151,89 @@ class AppContext(Components):
             pipeline_version=self.pipeline_version,
             redactor=self.redactor,
             answer_cache=self.answer_cache,
+            uploads=self.settings.data_dir / "uploads",
         )
 
     @cached_property
     def jobs(self) -> JobQueue:
         """The configured queue; with Redis, jobs run in `rag worker` processes."""
         jobs = self.settings.jobs
-        handler = self.documents.run_job
+        handler = self.audited_job
         if jobs.backend == "redis":
             return RedisJobQueue(
                 jobs.redis_url, handler, jobs.namespace, jobs.max_attempts, jobs.backoff_s
             )
         return InProcessJobQueue(handler, jobs.max_attempts, jobs.backoff_s)
+
+    def audited_job(self, job: IngestJob, progress: ProgressSink | None = None) -> JobStatus:
+        """Run an upload job and record its outcome in the audit trail (the upload's own
+        record names who sent it; this one, what became of each file)."""
+        try:
+            status = self.documents.run_job(job, progress)
+        except Exception as exc:
+            self.audit_event(
+                "ingest.job",
+                f"job:{job.id}",
+                job.tenant,
+                f"error:{type(exc).__name__}",
+                [source for _, source in job.files],
+            )
+            raise
+        self.audit_event(
+            "ingest.job",
+            f"job:{job.id}",
+            job.tenant,
+            status.state.value,
+            [source for _, source in job.files],
+            chunks=status.chunks,
+            failed=sorted(status.errors),
+        )
+        return status
+
+    def audit_event(
+        self,
+        action: str,
+        principal: str,
+        tenant: str | None,
+        outcome: str,
+        documents: Sequence[str] = (),
+        **detail: object,
+    ) -> None:
+        """Record an action that did not come through the HTTP middleware (jobs, the CLI,
+        retention). A failure to record is logged, never raised into the action."""
+        if self.audit is None:
+            return
+        from governance.audit import AuditEvent
+
+        try:
+            self.audit.record(
+                AuditEvent(action, principal, tenant, outcome, tuple(documents), detail=detail)
+            )
+        except Exception:
+            log.exception("could not write the audit record of %s", action)
+
+    def run_retention(self, principal: str = "retention") -> RetentionReport:
+        """Apply the retention settings once, and record what went in the audit trail."""
+        from governance.retention import Retention
+
+        retention = Retention(
+            self.settings.retention,
+            documents=self.documents,
+            uploads=self.settings.data_dir / "uploads",
+            cache=self.answer_cache,
+            audit=self.audit,
+            ledger=self.ledger,
+        )
+        report = retention.run()
+        self.audit_event(
+            "retention.run",
+            principal,
+            None,
+            "ok",
+            [document_key(tenant, source) for tenant, source in report.documents],
+            **report.counts(),
+        )
+        return report
 
     @cached_property
     def database_url(self) -> str:
@@ -164,6 +242,16 @@ class AppContext(Components):
             return self.settings.database_url
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.settings.data_dir / 'metadata.sqlite3'}"
+
+    @cached_property
+    def audit(self) -> AuditLog | None:
+        """The hash-chained audit trail in the metadata database (None when turned off)."""
+        if not self.settings.audit.enabled:
+            return None
+        from governance.audit import AuditLog
+
+        spool = self.settings.data_dir / "audit-spool.jsonl"
+        return AuditLog(self.database_url, spool, store_text=self.settings.audit.store_text)
 
     @cached_property
     def keys(self) -> KeyStore:
@@ -217,6 +305,8 @@ class AppContext(Components):
         super().close()  # the ledger
         if "keys" in self.__dict__:
             self.keys.close()
+        if self.__dict__.get("audit") is not None:
+            self.audit.close()  # type: ignore[union-attr]
         if "limiter" in self.__dict__:
             self.limiter.close()
         if "build_store" in self.__dict__ and self.build_store is not self.__dict__.get("store"):

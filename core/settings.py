@@ -288,6 +288,49 @@ class ObservabilitySettings(BaseModel):
     log_json: bool = Field(default=True, description="One JSON line per request (rag.access)")
 
 
+class GovernanceSettings(BaseModel):
+    """Controls on what documents say and what answers claim (docs/governance.md).
+
+    `injection`: passages that read like instructions to a model (ingest and retrieval):
+    `flag` marks them (the prompt says so, the response lists them), `quarantine` keeps
+    them out of every answer and search result, `off` does neither. `groundedness`:
+    answers whose sentences the cited passages do not support: `flag` marks them,
+    `withhold` replaces them by the extractive answer (or "not found")."""
+
+    injection: Literal["off", "flag", "quarantine"] = "flag"
+    injection_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    groundedness: Literal["off", "flag", "withhold"] = "flag"
+    min_sentence_support: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of a sentence's content words found in the passages it cites",
+    )
+
+
+class AuditSettings(BaseModel):
+    """The tamper-evident audit trail in the metadata database (RAG_DATABASE_URL)."""
+
+    enabled: bool = True
+    store_text: bool = Field(
+        default=False, description="Also record questions and queries (personal data!)"
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long things are kept; None keeps them. `rag retention run` applies it, and
+    `rag serve` / `rag worker` run it every `interval_h` hours when that is set."""
+
+    documents_days: float | None = Field(default=None, gt=0)
+    uploads_days: float | None = Field(
+        default=7.0, gt=0, description="Uploaded files left behind by jobs that never ended"
+    )
+    cache_days: float | None = Field(default=30.0, gt=0)
+    audit_days: float | None = Field(default=None, gt=0)
+    ledger_days: float | None = Field(default=None, gt=0)
+    interval_h: float | None = Field(default=None, gt=0)
+
+
 class Settings(BaseSettings):
     """Root settings; build it with `get_settings()`, never at import time."""
 
@@ -314,11 +357,15 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     database_url: str | None = Field(
         default=None,
-        description="Metadata database (API keys) as a SQLAlchemy URL; default SQLite in data_dir",
+        description="Metadata database (API keys, audit log) as a SQLAlchemy URL; default SQLite "
+        "in data_dir",
     )
     llm: LlmSettings = LlmSettings()
     cache: CacheSettings = CacheSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    governance: GovernanceSettings = GovernanceSettings()
+    audit: AuditSettings = AuditSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @model_validator(mode="after")
     def _server_needs_url(self) -> Settings:

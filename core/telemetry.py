@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -84,6 +84,14 @@ class RequestRecord:
 
     request_id: str
     rung: Rung | None = None
+    # What the audit trail records of the request (api/audit.py): what it touched, the
+    # model and route that answered, what it cost; the text only if configured.
+    documents: tuple[str, ...] = ()
+    model: str = ""
+    route: str = ""
+    cost_usd: float = 0.0
+    text: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
 
 
 _request: ContextVar[RequestRecord | None] = ContextVar("rag_request", default=None)
@@ -272,6 +280,32 @@ def count_answer(rung: Rung) -> None:
     record = _request.get()
     if record is not None:
         record.rung = rung
+
+
+def note(
+    *,
+    documents: Iterable[str] | None = None,
+    text: str | None = None,
+    model: str | None = None,
+    route: str | None = None,
+    cost_usd: float | None = None,
+    **detail: object,
+) -> None:
+    """Tell the HTTP request being served (if any) what it touched, for the audit trail."""
+    record = _request.get()
+    if record is None:
+        return
+    if documents is not None:
+        record.documents = tuple(dict.fromkeys(documents))  # unique, in order
+    if text is not None:
+        record.text = text
+    if model is not None:
+        record.model = model
+    if route is not None:
+        record.route = route
+    if cost_usd is not None:
+        record.cost_usd = cost_usd
+    record.detail.update(detail)
 
 
 def count_degraded(rung: Rung, reason: Degradation) -> None:

@@ -11,8 +11,17 @@ from typing import Literal, NewType, TypeAlias
 
 from core.errors import InvalidRequestError, PermissionDeniedError
 
-#: Payload filters: field -> one value (match) or several (match any).
-Filters: TypeAlias = Mapping[str, str | int | bool | Sequence[str]]
+
+@dataclass(frozen=True, slots=True)
+class Below:
+    """A filter value: the numeric field is lower than `limit` (expiry by age). Internal
+    only: a request's JSON filters cannot express it."""
+
+    limit: float
+
+
+#: Payload filters: field -> one value (match), several (match any), or `Below` (range).
+Filters: TypeAlias = Mapping[str, str | int | bool | Below | Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,10 @@ from core.ports import Embedder, Ledger, VectorStore
 from core.telemetry import CacheResult, Stage, count_cache, stage
 from core.types import (
     Answer,
+    Below,
     Chunk,
     Citation,
+    Filters,
     IndexedChunk,
     LedgerEntry,
     Provenance,
@@ -303,6 +305,15 @@ class SemanticCache:
         wanted = sorted(set(sources))
         if wanted:
             self._store.delete({"meta.cited_sources": wanted})
+
+    def purge_before(self, moment: datetime) -> int:
+        """Drop the entries made before `moment` (retention); how many. The cache's clock
+        is wall time (`time.time`), as `created_at` records it."""
+        old: Filters = {"source": SOURCE, "meta.created_at": Below(moment.timestamp())}
+        found = self._store.count(old)
+        if found:
+            self._store.delete(old)
+        return found
 
     def count(self) -> int:
         return self._store.count({"source": SOURCE})

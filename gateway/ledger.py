@@ -112,6 +112,17 @@ class SqlLedger:
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot read the cost ledger: {exc}") from exc
 
+    def purge_before(self, moment: datetime) -> int:
+        """Delete the rows recorded before `moment` (retention); how many."""
+        try:
+            with self._engine.begin() as connection:
+                result = connection.execute(
+                    sa.delete(LedgerRow).where(LedgerRow.at < _utc_naive(moment))
+                )
+                return int(result.rowcount or 0)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot purge the cost ledger: {exc}") from exc
+
     def report(self, since: datetime | None = None, tenant: str | None = None) -> list[CostLine]:
         """Spend grouped by day, tenant and model, newest day first."""
         day = sa.func.date(LedgerRow.at).label("day")

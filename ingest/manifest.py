@@ -59,6 +59,7 @@ class SqliteManifest:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")  # an erased row's bytes are overwritten
         self._db.execute(_SCHEMA)
         present = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
         for column, kind in _ADDED_COLUMNS.items():
@@ -190,6 +191,17 @@ class SqliteManifest:
             for r in rows
         ]
         return listed, count
+
+    def older_than(self, before: datetime) -> list[tuple[str, str]]:
+        """(tenant, source) of the rows last written before `before` (retention)."""
+        cutoff = before.astimezone(UTC).isoformat(timespec="seconds")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tenant, source FROM documents WHERE collection = ? AND updated_at < ? "
+                "ORDER BY tenant, source",
+                (self._collection, cutoff),
+            ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
 
     def remove(self, tenant: str, source: str) -> None:
         with self._tx() as db:

@@ -9,9 +9,11 @@ leave the answer cache. `api/wiring.py` builds it; it never sees a request.
 
 from __future__ import annotations
 
+import glob
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from core.errors import ConfigError
@@ -69,6 +71,7 @@ class IngestService:
         pipeline_version: str,
         redactor: PiiRedactor | None = None,
         answer_cache: AnswerCache | None = None,
+        uploads: Path | None = None,
     ) -> None:
         # `indexer` and `stores` are factories: they load models and open collections,
         # which a `rag keys` or `rag costs` run must not pay for.
@@ -81,6 +84,7 @@ class IngestService:
         self._pipeline_version = pipeline_version
         self._redactor = redactor
         self._cache = answer_cache
+        self._uploads = uploads
 
     def check_writable(self, reindex: bool = False) -> None:
         """Refuse to write a changed pipeline's chunks except through a re-index."""
@@ -217,9 +221,11 @@ class IngestService:
         return self._accessible(tenant, source, groups) is not False
 
     def delete(self, tenant: str, source: str, groups: Sequence[str] | None = None) -> bool:
-        """Remove a tenant's document from every live collection and the manifest. False
-        when the tenant has no such document that `groups` (None: any) may see; another
-        tenant's document of the same name is never touched."""
+        """Erase a tenant's document: its chunks in every live collection, its manifest
+        row, the cached answers that cite it and any uploaded copy still waiting for a job
+        (which then reports the file missing instead of bringing it back). False when the
+        tenant has no such document that `groups` (None: any) may see; another tenant's
+        document of the same name is never touched. The audit record is the caller's."""
         if not self._accessible(tenant, source, groups):
             return False
         for store in self._stores():  # during a re-index, from the old and the new one
@@ -227,12 +233,29 @@ class IngestService:
         self._manifest.remove(tenant, source)
         if self._cache is not None:
             self._cache.invalidate([document_key(tenant, source)])
+        self._erase_uploads(tenant, source)
         return True
+
+    def _erase_uploads(self, tenant: str, source: str) -> int:
+        """Uploaded copies of `source` in the tenant's job folders (`uploads/<tenant>/<job
+        id>/<name>`). An upload's source id is a plain file name; any other id (a path
+        from `rag ingest`) has no uploaded copy."""
+        if self._uploads is None or not source or source in (".", "..") or "/" in source:
+            return 0
+        removed = 0
+        for path in (self._uploads / tenant).glob(f"*/{glob.escape(source)}"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def expired(self, before: datetime) -> list[tuple[str, str]]:
+        """(tenant, source) of the documents last ingested before `before` (retention)."""
+        return self._manifest.older_than(before)
 
 
 def discard_upload(job: IngestJob) -> None:
     """Delete a job's uploaded copies: the listed files that sit in the job's own folder
-    (`uploads/<job id>/`, where the API writes them), then that folder once empty. Files
+    (`uploads/<tenant>/<job id>/`, where the API writes them), then that folder once empty. Files
     anywhere else (a job queued by hand over existing files) are never touched."""
     owned = [Path(path) for path, _ in job.files if Path(path).parent.name == job.id]
     for path in owned:

@@ -23,12 +23,14 @@ from core.telemetry import (
     count_answer,
     count_cache,
     count_degraded,
+    note,
     open_stage,
     stage,
 )
 from core.types import (
     Answer,
     AnswerEvent,
+    Below,
     Filters,
     QueryVector,
     RequestContext,
@@ -59,6 +61,8 @@ def check_filters(filters: Filters | None) -> Filters | None:
                 f"cannot filter on {key[:80]!r}: filters may name "
                 + ", ".join(sorted(FILTERABLE_FIELDS))
             )
+        if isinstance(value, Below):  # internal (retention); a request cannot send one
+            raise InvalidFilterError(f"filter {key!r}: ranges are not supported")
         items = [value] if isinstance(value, (str, int, bool)) else list(value)
         if not items or len(items) > _MAX_FILTER_ITEMS:
             raise InvalidFilterError(f"filter {key!r}: give 1 to {_MAX_FILTER_ITEMS} values")
@@ -96,9 +100,11 @@ class RagService:
         """Ranked chunks the caller may read: its tenant and groups, in the engine's filter.
         No context is the default tenant without groups (the local operator's scope)."""
         scope = (context or RequestContext()).scope
-        return self._retriever.search(
+        hits = self._retriever.search(
             query, top_k=top_k, filters=check_filters(filters), mode=mode, scope=scope
         )
+        note(documents=(hit.chunk.source for hit in hits), text=query)
+        return hits
 
     def ask(
         self,
@@ -242,6 +248,14 @@ class RagService:
 
 
 def _count(answer: Answer) -> None:
-    """Count the answer by the rung that gave it (no provenance: the extractive rung)."""
+    """Count the answer by the rung that gave it (no provenance: the extractive rung),
+    and tell the request what it used (the audit trail's documents, model, cost)."""
     provenance = answer.provenance
     count_answer(Rung.EXTRACTIVE if provenance is None else provenance.rung)
+    note(
+        documents=[c.source for c in answer.citations] or [p.chunk.source for p in answer.passages],
+        text=answer.question,
+        model=provenance.model if provenance else answer.generator,
+        route=provenance.route if provenance else "",
+        cost_usd=provenance.cost_usd if provenance else 0.0,
+    )

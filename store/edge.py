@@ -16,7 +16,7 @@ from typing import Any, assert_never
 import qdrant_edge as qe
 
 from core.errors import StoreBusyError, StoreError
-from core.types import Filters, IndexedChunk, ScoredChunk, SearchQuery
+from core.types import Below, Filters, IndexedChunk, ScoredChunk, SearchQuery
 from store.plan import (
     Dbsf,
     Mmr,
@@ -46,14 +46,14 @@ _SCHEMA_FILE = "schema.json"
 def _edge_filter(terms: Sequence[FilterTerm]) -> qe.Filter | None:
     if not terms:
         return None
-    return qe.Filter(
-        must=[
-            qe.FieldCondition(
-                key=key,
-                match=qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value),
-            )
-            for key, value in terms
-        ]
+    return qe.Filter(must=[_edge_condition(key, value) for key, value in terms])
+
+
+def _edge_condition(key: str, value: str | int | bool | Below | list[str]) -> qe.FieldCondition:
+    if isinstance(value, Below):
+        return qe.FieldCondition(key=key, range=qe.RangeFloat(lt=value.limit))
+    return qe.FieldCondition(
+        key=key, match=qe.MatchAny(value) if isinstance(value, list) else qe.MatchValue(value)
     )
 
 

@@ -14,7 +14,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import StoreError
-from core.types import Filters, IndexedChunk, ScoredChunk, SearchQuery
+from core.types import Below, Filters, IndexedChunk, ScoredChunk, SearchQuery
 from store.plan import Dbsf, Mmr, NearestDense, NearestSparse, Rrf, Scoring, Stage, plan_query
 from store.schema import (
     DENSE,
@@ -36,7 +36,9 @@ def _client_filter(terms: Sequence[FilterTerm]) -> models.Filter | None:
     if not terms:
         return None
     conditions: list[Any] = [
-        models.FieldCondition(
+        models.FieldCondition(key=key, range=models.Range(lt=value.limit))
+        if isinstance(value, Below)
+        else models.FieldCondition(
             key=key,
             match=models.MatchAny(any=value)
             if isinstance(value, list)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from core.errors import SchemaMismatchError
-from core.types import Chunk, Filters, Scope
+from core.types import Below, Chunk, Filters, Scope
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -37,7 +37,7 @@ FILTERABLE_FIELDS = frozenset({"source", "title", "section", "page"})
 
 
 #: One condition of a filter: the field, and the value it must hold (a list: any of them).
-FilterTerm: TypeAlias = tuple[str, str | int | bool | list[str]]
+FilterTerm: TypeAlias = tuple[str, str | int | bool | Below | list[str]]
 
 
 def filter_terms(filters: Filters | None, scope: Scope | None = None) -> list[FilterTerm]:
@@ -46,7 +46,7 @@ def filter_terms(filters: Filters | None, scope: Scope | None = None) -> list[Fi
     caller's groups (chunks without groups are stored with `WHOLE_TENANT`)."""
     terms: list[FilterTerm] = []
     for key, value in (filters or {}).items():
-        terms.append((key, value if isinstance(value, (str, int, bool)) else list(value)))
+        terms.append((key, value if isinstance(value, (str, int, bool, Below)) else list(value)))
     if scope is not None:
         terms.append(("tenant", scope.tenant))
         terms.append(("access_groups", [*scope.access_groups, WHOLE_TENANT]))

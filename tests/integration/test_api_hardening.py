@@ -155,7 +155,7 @@ def test_allowed_cors_origins_can_call(settings: Settings) -> None:
 
 
 def _uploads(settings: Settings) -> list[Path]:
-    return sorted((settings.data_dir / "uploads").glob("**/*"))
+    return sorted(p for p in (settings.data_dir / "uploads").glob("**/*") if p.is_file())
 
 
 @pytest.mark.parametrize(
