@@ -51,7 +51,7 @@ class RetentionReport:
 
     def counts(self) -> dict[str, int]:
         return {
-            "documents": len(self.documents),
+            "documents_erased": len(self.documents),
             "uploads": self.uploads,
             "cache_entries": self.cache_entries,
             "audit_records": self.audit_records,
