@@ -125,7 +125,8 @@ def test_after_erasure_no_api_path_returns_the_content(api: Api) -> None:
     before = _everything_a_reader_can_get(api)
     assert SECRET in before  # the paths do reach it while it exists...
     cache = api.context.answer_cache
-    assert cache is not None and cache.count() >= 1  # ...and an answer citing it is cached
+    assert cache is not None
+    assert cache.count() >= 1
 
     erased = api.client.delete("/v1/documents/launch.md", headers=api.auth("ingestor"))
     assert erased.status_code == 204
@@ -177,11 +178,13 @@ def test_every_action_is_audited_with_its_principal_and_no_secret(api: Api) -> N
     assert ("costs.read", "globex", "globex", "ok") in seen
     assert all(r.outcome != "unauthenticated" for r in records)  # 401s name nobody
     ask = next(r for r in records if r.action == "ask")
-    assert ask.documents == ("launch.md",) and ask.model == "fake-llm"
+    assert ask.documents == ("launch.md",)
+    assert ask.model == "fake-llm"
     search = next(r for r in records if r.action == "search")
     assert search.documents == ("launch.md",)
     dump = json.dumps([r.as_json() for r in records])
-    assert token not in dump and all(t not in dump for t in api.keys.values())
+    assert token not in dump
+    assert all(t not in dump for t in api.keys.values())
     assert "launch code?" not in dump  # questions only with RAG_AUDIT__STORE_TEXT=true
     assert api.context.audit.verify().ok
 
@@ -220,7 +223,8 @@ def test_retention_expires_old_documents_uploads_cache_and_records(
     c, reader = api.client, api.auth("reader")
     c.post("/v1/ask", json={"question": "When is the garden gate code changed?"}, headers=reader)
     cache = api.context.answer_cache
-    assert cache is not None and cache.count() == 1
+    assert cache is not None
+    assert cache.count() == 1
     # Age things: launch.md was ingested 40 days ago, an upload left behind 10 days ago.
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="seconds")
     manifest = sqlite3.connect(api.settings.data_dir / "manifest.sqlite3")
@@ -237,7 +241,9 @@ def test_retention_expires_old_documents_uploads_cache_and_records(
     api.context.settings = api.settings.model_copy(update={"retention": policy})
     report = api.context.run_retention("test")
     assert report.documents == [("acme", "launch.md")]
-    assert report.uploads == 1 and not stale.exists() and not stale.parent.exists()
+    assert report.uploads == 1
+    assert not stale.exists()
+    assert not stale.parent.exists()
     assert report.cache_entries == 0  # the cached answer is new
     assert api.context.store.count({"source": "launch.md"}) == 0
     assert api.context.store.count({"source": "garden.md"}) > 0
@@ -245,9 +251,11 @@ def test_retention_expires_old_documents_uploads_cache_and_records(
     later = RetentionSettings(cache_days=1e-9, audit_days=1e-9)  # everything is old now
     api.context.settings = api.settings.model_copy(update={"retention": later})
     report = api.context.run_retention("test")
-    assert report.cache_entries == 1 and cache.count() == 0
+    assert report.cache_entries == 1
+    assert cache.count() == 0
     assert report.audit_records > 0
-    assert api.context.audit is not None and api.context.audit.verify().ok
+    assert api.context.audit is not None
+    assert api.context.audit.verify().ok
 
 
 def test_rag_erase_and_rag_retention_run(
@@ -265,13 +273,15 @@ def test_rag_erase_and_rag_retention_run(
         assert erased.exit_code == 0, erased.output
         assert runner.invoke(cli, ["erase", "launch.md"]).exit_code == 1  # gone already
         kept = runner.invoke(cli, ["retention", "run"])  # nothing old enough
-        assert kept.exit_code == 0 and "0 documents erased" in kept.output
+        assert kept.exit_code == 0
+        assert "0 documents erased" in kept.output
         monkeypatch.setenv("RAG_RETENTION__DOCUMENTS_DAYS", "0.000000001")
         from core.settings import get_settings
 
         get_settings.cache_clear()
         expired = runner.invoke(cli, ["retention", "run"])
-        assert expired.exit_code == 0 and "1 documents erased" in expired.output
+        assert expired.exit_code == 0
+        assert "1 documents erased" in expired.output
         found = runner.invoke(cli, ["search", "garden gate"])
         assert "garden.md" not in found.output
         verified = runner.invoke(cli, ["audit", "verify"])
