@@ -152,9 +152,15 @@ class ProvenanceOut(BaseModel):
     cost_usd: float
     saved_usd: float
     prompt: str
-    grounded: bool | None = Field(description="Every sentence cites a passage it was given")
+    grounded: bool | None = Field(
+        description="Every sentence cites a passage it was given, and the passages it cites "
+        "support it (the groundedness guard)"
+    )
     invalid_citations: list[int]
     uncited_sentences: list[str]
+    unsupported_sentences: list[str] = Field(
+        default=[], description="Sentences their cited passages do not support"
+    )
 
     @classmethod
     def of(cls, p: Provenance) -> ProvenanceOut:
@@ -172,6 +178,7 @@ class ProvenanceOut(BaseModel):
             grounded=p.grounded,
             invalid_citations=list(p.invalid_citations),
             uncited_sentences=list(p.uncited_sentences),
+            unsupported_sentences=list(p.unsupported_sentences),
         )
 
 

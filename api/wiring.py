@@ -20,6 +20,7 @@ from core.offline import apply_offline_defaults
 from core.ports import JobQueue, ProgressSink, VectorStore
 from core.settings import Settings
 from core.types import IngestJob, JobStatus, document_key
+from governance.grounding import GroundednessGuard
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -99,12 +100,18 @@ class AppContext(Components):
         )
 
     @cached_property
+    def guard(self) -> GroundednessGuard:
+        governance = self.settings.governance
+        return GroundednessGuard(governance.groundedness, governance.min_sentence_support)
+
+    @cached_property
     def service(self) -> RagService:
         return RagService(
             self.retriever(self.store),
             self.generator,
             self.answer_cache,
             corpus=self.query_collection,
+            guard=self.guard.apply,
         )
 
     @cached_property
@@ -113,7 +120,7 @@ class AppContext(Components):
         cache): the `rag-extractive` pipeline when the LLM is on."""
         if not self.settings.llm.enabled:
             return self.service
-        return RagService(self.retriever(self.store), self.extractive, None)
+        return RagService(self.retriever(self.store), self.extractive, None, guard=self.guard.apply)
 
     @cached_property
     def redactor(self) -> PiiRedactor | None:

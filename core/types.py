@@ -339,6 +339,8 @@ class Provenance:
     grounded: bool | None = None
     invalid_citations: tuple[int, ...] = ()
     uncited_sentences: tuple[str, ...] = ()
+    #: Sentences their cited passages do not back (the groundedness guard).
+    unsupported_sentences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

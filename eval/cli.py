@@ -350,6 +350,23 @@ def unanswerable(
     emit_json(summary, None)
 
 
+@app.command("grounding")
+def grounding(
+    out: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
+    docs: Annotated[Path, typer.Option(help="Notes the sample corpus is rendered from.")] = Path(
+        "docs"
+    ),
+) -> None:
+    """The groundedness guard on the golden set: real answers vs the same sentences cited
+    to the wrong passages or with changed numbers; word overlap vs embedding cosine."""
+    from eval.grounding import measure
+
+    try:
+        emit_json(measure(get_settings(), docs), out)
+    except RagError as exc:
+        _fail(exc)
+
+
 #: Each config changes the default pipeline (chunked at RAG_INGEST__CHUNK_SIZE) in one way.
 MATRIX: dict[str, dict[str, Any]] = {
     "dense": {"retrieval": {"mode": "dense"}},

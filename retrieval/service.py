@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from core.errors import InvalidFilterError, StoreError
 from core.ports import AnswerCache, Generator, StreamingGenerator
@@ -83,11 +83,15 @@ class RagService:
         generator: Generator,
         cache: AnswerCache | None = None,
         corpus: str = "",
+        guard: Callable[[Answer], Answer] | None = None,
     ) -> None:
         self._retriever = retriever
         self._generator = generator
         self._cache = cache
         self._corpus = corpus
+        # The groundedness guard (governance.grounding): flags or withholds an answer
+        # its passages do not support, before it is cached or returned.
+        self._guard = guard or (lambda answer: answer)
 
     def search(
         self,
@@ -128,7 +132,7 @@ class RagService:
             return retrieval
         start = time.perf_counter()
         with stage(Stage.GENERATE, **{"rag.passages": len(retrieval.hits)}):
-            answer = self._generator.generate(cleaned, retrieval.hits, context)
+            answer = self._guard(self._generator.generate(cleaned, retrieval.hits, context))
         self._remember(cleaned, context, answer, vector)
         timings = {**retrieval.timings_ms, "generate": elapsed_ms(start)}
         _count(answer)
@@ -157,7 +161,7 @@ class RagService:
             return
         if not isinstance(self._generator, StreamingGenerator):
             with stage(Stage.GENERATE, **{"rag.passages": len(retrieval.hits)}):
-                answer = self._generator.generate(cleaned, retrieval.hits, context)
+                answer = self._guard(self._generator.generate(cleaned, retrieval.hits, context))
             _count(answer)
             yield AnswerEvent("token", answer.text)
             yield AnswerEvent("answer", answer=answer)
@@ -166,8 +170,10 @@ class RagService:
         timer = open_stage(Stage.GENERATE, **{"rag.passages": len(retrieval.hits)})
         try:
             for event in self._generator.stream(cleaned, retrieval.hits, context):
-                if event.answer is not None:
+                if event.answer is not None:  # the tokens are out; the answer is checked
                     timer.end()
+                    event = AnswerEvent("answer", answer=self._guard(event.answer))
+                    assert event.answer is not None
                     self._remember(cleaned, context, event.answer, vector)
                     _count(event.answer)
                 yield event
