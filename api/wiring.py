@@ -170,7 +170,9 @@ class AppContext(Components):
             return RedisJobQueue(
                 jobs.redis_url, handler, jobs.namespace, jobs.max_attempts, jobs.backoff_s
             )
-        return InProcessJobQueue(handler, jobs.max_attempts, jobs.backoff_s)
+        return InProcessJobQueue(  # durable: a restart resumes unfinished jobs
+            handler, jobs.max_attempts, jobs.backoff_s, self.settings.data_dir / "jobs.sqlite3"
+        )
 
     def audited_job(self, job: IngestJob, progress: ProgressSink | None = None) -> JobStatus:
         """Run an upload job and record its outcome in the audit trail (the upload's own

@@ -7,6 +7,14 @@ Per-file problems are not errors of the job: they end it as `partial`, with reas
 Jobs are idempotent (deterministic chunk ids, the manifest), so a retry never
 duplicates. Several API replicas need a shared queue: `RedisJobQueue` below is the
 production adapter of the same port (docs/adr/0008-job-queue.md).
+
+The in-process queue keeps its jobs in a SQLite file (`data_dir/jobs.sqlite3`): a job is
+written before `submit` returns, and a queue opened on the file re-enqueues every job
+that was queued or running when the last process stopped, so a restart resumes them.
+Stopping is cooperative: `close()` makes the running job's progress sink raise
+`JobInterrupted`, the pipeline finishes what it already parsed, and the job goes back
+to `queued` without spending an attempt. A process killed outright spends the running
+job's attempt instead, so a file that kills the process cannot loop forever.
 """
 
 from __future__ import annotations
@@ -14,12 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from tenacity import (
@@ -56,69 +65,162 @@ def job_backoff(base_s: float) -> wait_base:
     return wait_exponential(multiplier=base_s / 2) + wait_random_exponential(multiplier=base_s)
 
 
+#: Seconds between two progress writes of one job to its store (SQLite or Redis).
+PROGRESS_INTERVAL_S = 0.5
+
+
+class JobInterrupted(Exception):  # noqa: N818 - a stop request, not an error
+    """Raised by a stopping queue's progress sink inside the running job: the job unwinds
+    (the pipeline writes what it parsed) and is queued again for the next start."""
+
+
+#: The in-process queue's table: one row per job, the job itself and its last status.
+_JOBS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    job        TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    dead       INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+"""
+
+
 class InProcessJobQueue:
-    """`JobQueue` on a thread and a `queue.Queue`; state lives in this process."""
+    """`JobQueue` on a thread, with jobs and states in SQLite (`path`; None: in memory).
+
+    Only one process may use a file at a time: the API that owns the data folder.
+    """
 
     def __init__(
         self,
         handler: JobHandler,
         max_attempts: int = 3,
         backoff_s: float = 0.5,
+        path: Path | None = None,
+        ttl_s: float = 7 * 24 * 3600,
     ) -> None:
         self._handler = handler
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._jobs: queue.Queue[IngestJob | None] = queue.Queue()
-        self._status: dict[str, JobStatus] = {}
-        self._dead: list[str] = []
+        self._live: dict[str, JobStatus] = {}  # running jobs' latest progress
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            path or ":memory:", isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # an accepted job survives a power cut
+        self._db.executescript(_JOBS_SCHEMA)
+        self._forget_before(datetime.now(UTC) - timedelta(seconds=ttl_s))
+        for job in self._resumable():
+            self._jobs.put(job)
         self._worker = threading.Thread(target=self._run, name="ingest-jobs", daemon=True)
         self._worker.start()
 
-    def submit(self, job: IngestJob) -> str:
+    def _forget_before(self, cutoff: datetime) -> None:
+        """Finished jobs older than the TTL (Redis expires them the same way)."""
         with self._lock:
-            self._status[job.id] = JobStatus(
-                job.id, JobState.QUEUED, tenant=job.tenant, updated_at=_now()
+            self._db.execute(
+                "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND updated_at < ?",
+                (cutoff.isoformat(timespec="seconds"),),
+            )
+
+    def _resumable(self) -> list[IngestJob]:
+        """Jobs a previous process left queued or running, queued again in their order.
+        A job that was running spent an attempt (the process died under it); one that
+        has no attempt left fails instead of being tried again."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job, status FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq"
+            ).fetchall()
+        jobs = []
+        for raw_job, raw_status in rows:
+            job, status = _job_from_dict(json.loads(raw_job)), _status_from_json(raw_status)
+            if status.state is JobState.RUNNING and status.attempts >= self._max_attempts:
+                interrupted = RuntimeError("the process stopped during its last attempt")
+                self._fail(job, status.attempts, interrupted, reason="interrupted")
+                continue
+            self._set(JobStatus(job.id, JobState.QUEUED, job.tenant, attempts=status.attempts))
+            jobs.append(job)
+        if jobs:
+            log.info("resuming %d unfinished ingest job(s)", len(jobs))
+        return jobs
+
+    def submit(self, job: IngestJob) -> str:
+        status = JobStatus(job.id, JobState.QUEUED, tenant=job.tenant, updated_at=_now())
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, job, state, status, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    json.dumps(_job_to_dict(job)),
+                    status.state.value,
+                    _status_to_json(status),
+                    status.updated_at,
+                ),
             )
         self._jobs.put(job)
         return job.id
 
     def status(self, job_id: str) -> JobStatus | None:
         with self._lock:
-            return self._status.get(job_id)
+            if job_id in self._live:
+                return self._live[job_id]
+            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _status_from_json(row[0])
 
     def dead_letters(self) -> list[str]:
         with self._lock:
-            return list(self._dead)
+            rows = self._db.execute("SELECT id FROM jobs WHERE dead = 1 ORDER BY seq").fetchall()
+        return [row[0] for row in rows]
 
     def counts(self) -> dict[JobState, int]:
         with self._lock:
-            found = Counter(status.state for status in self._status.values())
-        return {state: found.get(state, 0) for state in JobState}
+            found = dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
+        return {state: int(found.get(state.value, 0)) for state in JobState}
 
-    def _set(self, status: JobStatus) -> None:
+    def _set(self, status: JobStatus, *, dead: bool = False, write: bool = True) -> None:
+        """Record a status: in memory while the job runs, in the file on every change of
+        state (`write=False`: a progress step, kept in memory only)."""
         status.updated_at = _now()
         with self._lock:
-            self._status[status.id] = status
+            if status.state is JobState.RUNNING:
+                self._live[status.id] = status
+            else:
+                self._live.pop(status.id, None)
+            if write:
+                self._db.execute(
+                    "UPDATE jobs SET state = ?, status = ?, dead = ?, updated_at = ? WHERE id = ?",
+                    (
+                        status.state.value,
+                        _status_to_json(status),
+                        int(dead),
+                        status.updated_at,
+                        status.id,
+                    ),
+                )
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while (job := self._jobs.get()) is not None and not self._stopping.is_set():
             self._attempt(job)
 
-    def _fail(self, job: IngestJob, attempt: int, exc: BaseException) -> None:
+    def _fail(
+        self, job: IngestJob, attempt: int, exc: BaseException, reason: str | None = None
+    ) -> None:
+        errors = {"job": reason or _reason(exc)}
         self._set(
-            JobStatus(
-                job.id,
-                JobState.FAILED,
-                tenant=job.tenant,
-                attempts=attempt,
-                errors={"job": _reason(exc)},
-            )
+            JobStatus(job.id, JobState.FAILED, job.tenant, attempts=attempt, errors=errors),
+            dead=True,
         )
-        with self._lock:
-            self._dead.append(job.id)
 
-    def _retrying(self, job: IngestJob) -> Retrying:
+    def _retrying(self, job: IngestJob, attempts_left: int) -> Retrying:
         """Transient errors retried with `job_backoff`, up to `max_attempts` in all."""
 
         def logged(state: RetryCallState) -> None:  # every transient failure, the last too
@@ -126,7 +228,7 @@ class InProcessJobQueue:
             log.warning("job %s attempt %d failed: %s", job.id, state.attempt_number, error)
 
         return Retrying(
-            stop=stop_after_attempt(self._max_attempts),
+            stop=stop_after_attempt(attempts_left),
             wait=job_backoff(self._backoff_s),
             retry=retry_if_exception_type(TRANSIENT),
             after=logged,
@@ -134,13 +236,19 @@ class InProcessJobQueue:
         )
 
     def _attempt(self, job: IngestJob) -> None:
-        attempt = 0
+        before = self.status(job.id)
+        spent = before.attempts if before else 0  # by processes that died running it
+        attempt = spent
         try:
-            for trial in self._retrying(job):
+            for trial in self._retrying(job, max(1, self._max_attempts - spent)):
                 with trial:
-                    attempt = trial.retry_state.attempt_number
+                    attempt = spent + trial.retry_state.attempt_number
                     self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
                     result = self._handler(job, self._progress(job, attempt))
+        except JobInterrupted:  # the queue is closing: this attempt does not count
+            log.info("job %s interrupted by shutdown; it resumes at the next start", job.id)
+            self._set(JobStatus(job.id, JobState.QUEUED, job.tenant, attempts=attempt - 1))
+            return
         except TRANSIENT as exc:  # still failing after the last attempt
             self._fail(job, attempt, exc)
             return
@@ -153,8 +261,21 @@ class InProcessJobQueue:
         self._set(result)
 
     def _progress(self, job: IngestJob, attempt: int) -> ProgressSink:
+        """Progress kept in memory, written to the file at most every PROGRESS_INTERVAL_S.
+        Once the queue is closing, the next report raises `JobInterrupted` (once: the
+        pipeline reports again while it writes what it had parsed)."""
+        last, interrupted = [0.0], [False]
+
         def report(progress: IngestProgress) -> None:
-            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempt, progress=progress))
+            if self._stopping.is_set() and not interrupted[0]:
+                interrupted[0] = True
+                raise JobInterrupted(job.id)
+            now = time.monotonic()
+            write = now - last[0] >= PROGRESS_INTERVAL_S
+            if write:
+                last[0] = now
+            status = JobStatus(job.id, JobState.RUNNING, job.tenant, attempt, progress=progress)
+            self._set(status, write=write)
 
         return report
 
@@ -164,13 +285,18 @@ class InProcessJobQueue:
             "worker inside `rag serve`"
         )
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop after the running job reaches a checkpoint (its next progress report);
+        queued jobs stay in the file for the next start."""
+        self._stopping.set()
         self._jobs.put(None)
-        self._worker.join(timeout=30)
+        self._worker.join(timeout=timeout_s)
+        if self._worker.is_alive():  # a file still parsing: its job resumes next start
+            log.warning("the running ingest job did not stop within %.0f s", timeout_s)
+            return
+        with self._lock:
+            self._db.close()
 
-
-#: Seconds between two progress writes of one job to Redis.
-PROGRESS_INTERVAL_S = 0.5
 
 #: Set a job's status and move it from its previous state's counter to the new one's.
 _TRANSITION = """
@@ -199,6 +325,17 @@ def _job_from_dict(data: dict[str, Any]) -> IngestJob:
         str(data.get("tenant") or DEFAULT_TENANT),
         tuple(data.get("access_groups") or ()),
     )
+
+
+def _status_to_json(status: JobStatus) -> str:
+    return json.dumps({**asdict(status), "state": status.state.value})
+
+
+def _status_from_json(raw: str | bytes) -> JobStatus:
+    data = json.loads(raw)
+    data["state"] = JobState(data["state"])
+    data["progress"] = IngestProgress(**data.get("progress") or {})
+    return JobStatus(**data)
 
 
 def _reason(exc: BaseException) -> str:
@@ -263,7 +400,7 @@ class RedisJobQueue:
         """Write a job's status and move it between the per-state counters, atomically
         (a script: replicas and workers write concurrently)."""
         status.updated_at = _now()
-        payload = json.dumps({**asdict(status), "state": status.state.value})
+        payload = _status_to_json(status)
         self._transition(
             keys=[self._key(status.id), f"{self._prefix}:job-states"],
             args=[payload, self._ttl_s, status.state.value],
@@ -304,12 +441,7 @@ class RedisJobQueue:
             raw = self._redis.get(self._key(job_id))
         except self._errors as exc:
             raise QueueError(f"the job queue (Redis) is unavailable: {exc}") from exc
-        if raw is None:
-            return None
-        data = json.loads(cast(bytes, raw))
-        data["state"] = JobState(data["state"])
-        data["progress"] = IngestProgress(**data.get("progress") or {})
-        return JobStatus(**data)
+        return None if raw is None else _status_from_json(cast(bytes, raw))
 
     def counts(self) -> dict[JobState, int]:
         """From counters kept by `_set` (one HGETALL, not a scan of every job's key)."""

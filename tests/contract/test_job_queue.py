@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -28,14 +29,16 @@ QueueFactory = Callable[..., JobQueue]  # (handler, max_attempts=3, backoff_s=0.
 
 
 @pytest.fixture(params=["in-process", "redis"])
-def make_queue(request: pytest.FixtureRequest) -> Iterator[QueueFactory]:
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueFactory]:
     with ExitStack() as closing:  # the queues first, then their Redis keys
         namespace = closing.enter_context(redis_namespace()) if request.param == "redis" else ""
 
         def factory(handler: Handler, max_attempts: int = 3, backoff_s: float = 0.01) -> JobQueue:
             queue: JobQueue
             if request.param == "in-process":
-                queue = InProcessJobQueue(handler, max_attempts=max_attempts, backoff_s=backoff_s)
+                queue = InProcessJobQueue(
+                    handler, max_attempts, backoff_s, path=tmp_path / "jobs.sqlite3"
+                )
             else:
                 redis_queue = RedisJobQueue(
                     REDIS_URL,
