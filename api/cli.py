@@ -186,6 +186,7 @@ def _run_ingest(
             [*result.indexed, *result.pruned],
             chunks=result.chunks,
             failed=len(result.failed),
+            injection_flagged=result.flagged,
         )
     except RagError as exc:
         _fail(exc)
@@ -220,6 +221,11 @@ def _run_ingest(
     )
     for failure in result.failed:
         console.print(f"[yellow]failed:[/yellow] {failure}")
+    for source, count in sorted(result.flagged.items()):
+        console.print(
+            f"[yellow]flagged:[/yellow] {source}: {count} passage(s) read like instructions "
+            f"to a model (RAG_GOVERNANCE__INJECTION={ctx.settings.governance.injection})"
+        )
     if report is not None:
         report.write_text(
             json.dumps(

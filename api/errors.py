@@ -8,6 +8,7 @@ Validation errors never echo the input back: an oversized or hostile value stays
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from typing import Any, NamedTuple
@@ -34,6 +35,7 @@ from core.errors import (
     RateLimitedError,
     RejectedError,
     SchemaMismatchError,
+    StorageFullError,
     StoreBusyError,
     StoreError,
 )
@@ -53,6 +55,7 @@ _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (SchemaMismatchError, 503, "schema-mismatch"),
     (StoreBusyError, 503, "store-busy"),
     (StoreError, 503, "store-unavailable"),
+    (StorageFullError, 503, "storage-full"),
     (LedgerError, 503, "metadata-database-unavailable"),
     (QueueError, 503, "queue-unavailable"),
     (ModelUnavailableError, 503, "model-unavailable"),
@@ -60,6 +63,11 @@ _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (RagError, 500, "internal"),
 )
 _MAX_DETAIL = 500
+#: `Retry-After` of a 503 whose error does not say when to come back: a dependency is
+#: down, and a client that retries at once only adds load while it recovers.
+RETRY_AFTER_S = 5
+#: An `OSError` with one of these numbers is a full volume: 503, not a bug.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def problem(
@@ -115,6 +123,8 @@ async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="rag"'
     if isinstance(exc, RejectedError):
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    elif status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return problem(status, kind, detail, headers)
 
 
@@ -175,6 +185,16 @@ def stream_error(exc: Exception) -> str:
     return json.dumps(stream_problem(exc))
 
 
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk under a write the code did not guard (an upload's file, SQLite) is an
+    outage to wait out; any other `OSError` is unexpected."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        log.error("%s %s -> 503: %s", request.method, request.url.path, exc)
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return problem(503, "storage-full", "no space left on the server's disk", headers)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s -> 500", request.method, request.url.path, exc_info=exc)
     return problem(500, "internal", "internal error")
@@ -184,4 +204,5 @@ def register(app: FastAPI) -> None:
     app.add_exception_handler(RagError, _rag_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,7 +9,9 @@ cannot hang the probe:
   any failure makes the service *not ready* (503), and the body names it;
 - optional: the LLM models. With the LLM on, at least one model must answer (a model
   listing, no tokens spent); when none does the service still answers extractively, so it
-  stays ready and reports itself *degraded*.
+  stays ready and reports itself *degraded*;
+- optional: disk, the free space of the volumes writes land on (`RAG_STORE__MIN_FREE_MB`).
+  Below it uploads are refused but queries are served: *degraded*.
 
 The body names parts and error kinds, never URLs or credentials: probes are anonymous.
 """
@@ -26,6 +28,7 @@ import anyio
 from anyio import to_thread
 from pydantic import BaseModel
 
+from core.diskspace import require_free
 from core.errors import RagError
 
 if TYPE_CHECKING:
@@ -60,6 +63,7 @@ async def readiness(context: AppContext, timeout_s: float | None = None) -> Read
     probes: dict[str, tuple[Callable[[], object], bool]] = {
         "store": (context.store.count, True),
         "queue": (context.jobs.counts, True),
+        "disk": (lambda: require_free(context.volumes, context.settings.store.min_free_mb), False),
     }
     if context.settings.auth.mode == "keys":
         probes["database"] = (context.keys.ping, True)
@@ -84,7 +88,7 @@ async def readiness(context: AppContext, timeout_s: float | None = None) -> Read
     checks = dict(sorted(checks.items()))
     if not all(c.ok for c in checks.values() if c.required):
         status = Readiness.NOT_READY
-    elif _models_down(checks):
+    elif _models_down(checks) or _optional_down(checks):
         status = Readiness.DEGRADED
     else:
         status = Readiness.READY
@@ -120,6 +124,11 @@ def _single_flight(
 def _models_down(checks: dict[str, Check]) -> bool:
     models = [c for name, c in checks.items() if name.startswith("model:")]
     return bool(models) and not any(c.ok for c in models)
+
+
+def _optional_down(checks: dict[str, Check]) -> bool:
+    """An optional part other than the models is down (the models count only together)."""
+    return any(not c.ok and not c.required for n, c in checks.items() if ":" not in n)
 
 
 def _bind(ping: Callable[[float], object], timeout_s: float) -> Callable[[], object]:

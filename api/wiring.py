@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components import Components
@@ -21,6 +22,7 @@ from core.ports import JobQueue, ProgressSink, VectorStore
 from core.settings import Settings
 from core.types import IngestJob, JobStatus, document_key
 from governance.grounding import GroundednessGuard
+from governance.screening import PassageScreen
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
 from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
@@ -100,6 +102,15 @@ class AppContext(Components):
         )
 
     @cached_property
+    def screen(self) -> PassageScreen:
+        """Prompt-injection screening of passages, at ingest and at retrieval."""
+        from governance.injection import InjectionDetector
+
+        governance = self.settings.governance
+        detector = InjectionDetector(threshold=governance.injection_threshold)
+        return PassageScreen(detector, governance.injection)
+
+    @cached_property
     def guard(self) -> GroundednessGuard:
         governance = self.settings.governance
         return GroundednessGuard(governance.groundedness, governance.min_sentence_support)
@@ -112,6 +123,7 @@ class AppContext(Components):
             self.answer_cache,
             corpus=self.query_collection,
             guard=self.guard.apply,
+            screen=self.screen.hits,
         )
 
     @cached_property
@@ -120,7 +132,13 @@ class AppContext(Components):
         cache): the `rag-extractive` pipeline when the LLM is on."""
         if not self.settings.llm.enabled:
             return self.service
-        return RagService(self.retriever(self.store), self.extractive, None, guard=self.guard.apply)
+        return RagService(
+            self.retriever(self.store),
+            self.extractive,
+            None,
+            guard=self.guard.apply,
+            screen=self.screen.hits,
+        )
 
     @cached_property
     def redactor(self) -> PiiRedactor | None:
@@ -159,7 +177,16 @@ class AppContext(Components):
             redactor=self.redactor,
             answer_cache=self.answer_cache,
             uploads=self.settings.data_dir / "uploads",
+            screen=self.screen.mark,
+            volumes=self.volumes,
+            min_free_mb=self.settings.store.min_free_mb,
         )
+
+    @property
+    def volumes(self) -> list[Path]:
+        """Where writes land: the data folder, and the embedded store's folder."""
+        store = self.settings.store
+        return [self.settings.data_dir, *([store.path] if store.backend == "edge" else [])]
 
     @cached_property
     def jobs(self) -> JobQueue:
@@ -168,7 +195,12 @@ class AppContext(Components):
         handler = self.audited_job
         if jobs.backend == "redis":
             return RedisJobQueue(
-                jobs.redis_url, handler, jobs.namespace, jobs.max_attempts, jobs.backoff_s
+                jobs.redis_url,
+                handler,
+                jobs.namespace,
+                jobs.max_attempts,
+                jobs.backoff_s,
+                heartbeat_timeout_s=jobs.heartbeat_timeout_s,
             )
         return InProcessJobQueue(  # durable: a restart resumes unfinished jobs
             handler, jobs.max_attempts, jobs.backoff_s, self.settings.data_dir / "jobs.sqlite3"

@@ -6,6 +6,7 @@
     ├── StoreError             the vector store failed
     │   ├── SchemaMismatchError  collection vectors do not match the embedder
     │   └── StoreBusyError       another process holds the embedded store
+    ├── StorageFullError       a volume we write to is (nearly) full: writes wait for space
     ├── LedgerError            the metadata database (ledger, keys) failed
     ├── QueueError             the job queue (Redis) failed
     ├── ProviderError          an LLM provider failed (`transient`: worth a retry)
@@ -48,6 +49,11 @@ class SchemaMismatchError(StoreError):
 
 class StoreBusyError(StoreError):
     """The embedded store is opened by another process (one process per shard)."""
+
+
+class StorageFullError(RagError):
+    """A volume the service writes to (the data folder, the embedded store) has less free
+    space than `RAG_STORE__MIN_FREE_MB`: writes are refused until there is room again."""
 
 
 class LedgerError(RagError):

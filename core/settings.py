@@ -26,6 +26,13 @@ class StoreSettings(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     timeout_s: float = 10.0
+    min_free_mb: float = Field(
+        default=64.0,
+        ge=0,
+        description="Writes (uploads, ingest into the embedded store) are refused with 503 "
+        "while the data folder's or the store's volume has less free space (Qdrant Edge "
+        "would crash the process on a full volume); 0 turns the check off",
+    )
 
 
 class EmbeddingSettings(BaseModel):
@@ -142,6 +149,12 @@ class JobSettings(BaseModel):
     namespace: str = "rag"
     max_attempts: int = Field(default=3, ge=1)
     backoff_s: float = Field(default=0.5, gt=0)
+    heartbeat_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A Redis worker silent this long is presumed dead (killed, its machine "
+        "gone): the jobs it had taken go back to the queue for another worker",
+    )
 
 
 class ApiSettings(BaseModel):

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -196,12 +197,18 @@ def _sqlite_immediate(engine: sa.Engine) -> None:
 class AuditLog:
     """The audit trail on any SQLAlchemy database (the metadata DB: SQLite or PostgreSQL)."""
 
+    #: After a failed write, records go straight to the spool for this long: an outage must
+    #: not make every request's thread wait for a connection timeout in turn.
+    RETRY_AFTER_S = 5.0
+
     def __init__(self, url: str, spool: Path, *, store_text: bool = False) -> None:
         self.store_text = store_text
         self._spool = spool
         self._lock = threading.Lock()  # this process's writers: one append at a time
+        self._down_until = 0.0
         try:
-            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            connect_args = {"connect_timeout": 3} if url.startswith("postgresql") else {}
+            self._engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
             if self._engine.dialect.name == "sqlite":
                 _sqlite_immediate(self._engine)
             _Base.metadata.create_all(self._engine)
@@ -232,11 +239,15 @@ class AuditLog:
     def record(self, event: AuditEvent) -> None:
         """Append `event` (after any spooled ones); spool it when the database is down."""
         with self._lock:
+            if time.monotonic() < self._down_until:
+                self._write_spool(event)
+                return
             pending = [*self._read_spool(), event]
             try:
                 self._append(pending)
             except SQLAlchemyError as exc:
                 log.warning("audit log unreachable (%s): record spooled to %s", exc, self._spool)
+                self._down_until = time.monotonic() + self.RETRY_AFTER_S
                 self._write_spool(event)
                 return
             if len(pending) > 1:

@@ -41,14 +41,29 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from core.errors import ConfigError, ModelUnavailableError, QueueError, RagError, StoreError
+from core.errors import (
+    ConfigError,
+    ModelUnavailableError,
+    QueueError,
+    RagError,
+    StorageFullError,
+    StoreError,
+)
 from core.ports import JobHandler, ProgressSink
 from core.types import DEFAULT_TENANT, IngestJob, IngestProgress, JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
-#: Errors worth a retry: the job may succeed once the dependency is back.
-TRANSIENT = (StoreError, ModelUnavailableError, OSError, TimeoutError)
+#: Errors worth a retry: the job may succeed once the dependency is back (or the disk has
+#: room again: SQLite says "database or disk is full" with an OperationalError).
+TRANSIENT = (
+    StoreError,
+    StorageFullError,
+    ModelUnavailableError,
+    OSError,
+    TimeoutError,
+    sqlite3.OperationalError,
+)
 
 
 def new_job_id() -> str:
@@ -155,17 +170,20 @@ class InProcessJobQueue:
 
     def submit(self, job: IngestJob) -> str:
         status = JobStatus(job.id, JobState.QUEUED, tenant=job.tenant, updated_at=_now())
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs (id, job, state, status, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    json.dumps(_job_to_dict(job)),
-                    status.state.value,
-                    _status_to_json(status),
-                    status.updated_at,
-                ),
-            )
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO jobs (id, job, state, status, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        job.id,
+                        json.dumps(_job_to_dict(job)),
+                        status.state.value,
+                        _status_to_json(status),
+                        status.updated_at,
+                    ),
+                )
+        except sqlite3.OperationalError as exc:  # a full disk, a locked file: not accepted
+            raise QueueError(f"the job queue cannot record the job: {exc}") from exc
         self._jobs.put(job)
         return job.id
 
@@ -195,7 +213,9 @@ class InProcessJobQueue:
                 self._live[status.id] = status
             else:
                 self._live.pop(status.id, None)
-            if write:
+            if not write:
+                return
+            try:
                 self._db.execute(
                     "UPDATE jobs SET state = ?, status = ?, dead = ?, updated_at = ? WHERE id = ?",
                     (
@@ -206,6 +226,9 @@ class InProcessJobQueue:
                         status.id,
                     ),
                 )
+            except sqlite3.OperationalError as exc:  # a full disk: answer from memory
+                log.warning("job %s: state %s not saved: %s", status.id, status.state, exc)
+                self._live[status.id] = status
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None and not self._stopping.is_set():
@@ -298,6 +321,9 @@ class InProcessJobQueue:
             self._db.close()
 
 
+#: Per million broker calls: how often a worker sweeps dead workers' jobs back.
+MAINTENANCE_CHANCE = 10_000
+
 #: Set a job's status and move it from its previous state's counter to the new one's.
 _TRANSITION = """
 local old = redis.call('GET', KEYS[1])
@@ -366,6 +392,7 @@ class RedisJobQueue:
         max_attempts: int = 3,
         backoff_s: float = 0.5,
         ttl_s: int = 7 * 24 * 3600,
+        heartbeat_timeout_s: float = 60.0,
     ) -> None:
         import dramatiq
         import redis
@@ -374,7 +401,13 @@ class RedisJobQueue:
         self._redis = redis.Redis.from_url(url)
         self._errors = (redis.RedisError, dramatiq.errors.DramatiqError)
         self._broker = RedisBroker(  # type: ignore[no-untyped-call]  # untyped in dramatiq
-            url=url, namespace=f"{namespace}-dramatiq"
+            url=url,
+            namespace=f"{namespace}-dramatiq",
+            heartbeat_timeout=int(heartbeat_timeout_s * 1000),
+            # The sweep that re-queues a dead worker's jobs runs on this share of broker
+            # calls (per million). Dramatiq's 1,000 means about one sweep a minute from an
+            # idle worker, on top of the heartbeat timeout; 10,000 makes it a few seconds.
+            maintenance_chance=MAINTENANCE_CHANCE,
         )
         self._prefix = namespace
         self._transition = self._redis.register_script(_TRANSITION)

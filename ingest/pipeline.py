@@ -52,6 +52,7 @@ class IngestReport:
     pruned: list[str] = field(default_factory=list)
     failed: list[IngestFailure] = field(default_factory=list)
     published: str | None = None  # the collection the alias was switched to, if any
+    flagged: dict[str, int] = field(default_factory=dict)  # source -> chunks read as injection
 
     @property
     def ok(self) -> bool:
@@ -372,6 +373,7 @@ def ingest_paths(
     tenant: str = DEFAULT_TENANT,
     access_groups: Sequence[str] = (),
     on_progress: Callable[[IngestProgress], None] | None = None,
+    screen: Callable[[Chunk], Chunk] | None = None,
 ) -> IngestReport:
     """Parse, chunk and index each file; one bad file is recorded and skipped.
 
@@ -456,9 +458,13 @@ def ingest_paths(
                     tenant, parsed.source, parsed.digest, ids, parsed.document.title, groups
                 )
             progress.parsed(len(parsed.chunks))
-            writer.add(
-                parsed.source, [replace(c, metadata={**c.metadata, **stamp}) for c in parsed.chunks]
-            )
+            chunks = [replace(c, metadata={**c.metadata, **stamp}) for c in parsed.chunks]
+            if screen is not None:  # prompt-injection marks (governance.screening)
+                chunks = [screen(c) for c in chunks]
+                flagged = sum(1 for c in chunks if "injection" in c.metadata)
+                if flagged:
+                    report.flagged[parsed.source] = flagged
+            writer.add(parsed.source, chunks)
     if prune and manifest:
         for record in manifest.sources(tenant):
             if record.source not in seen:

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from core.diskspace import require_free
 from core.errors import ConfigError
 from core.ports import AnswerCache, Parser, ProgressSink, VectorStore
 from core.types import (
     DEFAULT_TENANT,
+    Chunk,
     DocumentInfo,
     DocumentPage,
     IngestJob,
@@ -72,6 +74,9 @@ class IngestService:
         redactor: PiiRedactor | None = None,
         answer_cache: AnswerCache | None = None,
         uploads: Path | None = None,
+        screen: Callable[[Chunk], Chunk] | None = None,
+        volumes: Sequence[Path] = (),
+        min_free_mb: float = 0.0,
     ) -> None:
         # `indexer` and `stores` are factories: they load models and open collections,
         # which a `rag keys` or `rag costs` run must not pay for.
@@ -85,9 +90,15 @@ class IngestService:
         self._redactor = redactor
         self._cache = answer_cache
         self._uploads = uploads
+        self._screen = screen
+        self._volumes = tuple(volumes)
+        self._min_free_mb = min_free_mb
 
     def check_writable(self, reindex: bool = False) -> None:
-        """Refuse to write a changed pipeline's chunks except through a re-index."""
+        """Refuse to write a changed pipeline's chunks except through a re-index, and to
+        write at all while a volume we write to is nearly full (`StorageFullError`: an
+        upload is refused before it is accepted; a job retries)."""
+        require_free(self._volumes, self._min_free_mb)
         published = self._collections.published()
         if self._collections.rebuilding() and not reindex:
             raise ConfigError(
@@ -129,6 +140,7 @@ class IngestService:
             tenant=tenant,
             access_groups=access_groups,
             on_progress=on_progress,
+            screen=self._screen,
         )
         if self._cache is not None:  # answers citing changed documents are stale
             self._cache.invalidate(

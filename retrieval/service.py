@@ -84,6 +84,7 @@ class RagService:
         cache: AnswerCache | None = None,
         corpus: str = "",
         guard: Callable[[Answer], Answer] | None = None,
+        screen: Callable[[list[ScoredChunk]], list[ScoredChunk]] | None = None,
     ) -> None:
         self._retriever = retriever
         self._generator = generator
@@ -92,6 +93,9 @@ class RagService:
         # The groundedness guard (governance.grounding): flags or withholds an answer
         # its passages do not support, before it is cached or returned.
         self._guard = guard or (lambda answer: answer)
+        # Prompt-injection screening of retrieved passages (governance.screening): flagged
+        # ones are marked for the prompt, or quarantined (never returned, never prompted).
+        self._screen = screen or (lambda hits: hits)
 
     def search(
         self,
@@ -104,8 +108,10 @@ class RagService:
         """Ranked chunks the caller may read: its tenant and groups, in the engine's filter.
         No context is the default tenant without groups (the local operator's scope)."""
         scope = (context or RequestContext()).scope
-        hits = self._retriever.search(
-            query, top_k=top_k, filters=check_filters(filters), mode=mode, scope=scope
+        hits = self._screen(
+            self._retriever.search(
+                query, top_k=top_k, filters=check_filters(filters), mode=mode, scope=scope
+            )
         )
         note(documents=(hit.chunk.source for hit in hits), text=query)
         return hits
@@ -212,9 +218,10 @@ class RagService:
         `vector` is the question's embedding when the cache lookup already computed it.
         """
         try:
-            return self._retriever.retrieve(
+            retrieval = self._retriever.retrieve(
                 question, top_k=top_k, filters=filters, dense=vector, scope=context.scope
             )
+            return dataclasses.replace(retrieval, hits=self._screen(retrieval.hits))
         except StoreError:
             if self._cache is not None and vector is not None:
                 try:

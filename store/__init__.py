@@ -40,7 +40,7 @@ def open_store(settings: StoreSettings, collection: str | None = None) -> Vector
     if settings.backend == "edge":
         from store.edge import EdgeStore
 
-        return EdgeStore(settings.path, name)
+        return EdgeStore(settings.path, name, settings.min_free_mb)
     from store.remote import QdrantServerStore
 
     return QdrantServerStore(_client(settings), name)

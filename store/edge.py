@@ -15,7 +15,8 @@ from typing import Any, assert_never
 
 import qdrant_edge as qe
 
-from core.errors import StoreBusyError, StoreError
+from core.diskspace import require_free
+from core.errors import StorageFullError, StoreBusyError, StoreError
 from core.types import Below, Filters, IndexedChunk, ScoredChunk, SearchQuery
 from store.plan import (
     Dbsf,
@@ -112,11 +113,16 @@ def _edge_request(plan: QueryPlan) -> qe.QueryRequest:
 
 
 class EdgeStore:
-    """`VectorStore` on an in-process Qdrant Edge shard, persisted under a folder."""
+    """`VectorStore` on an in-process Qdrant Edge shard, persisted under a folder.
 
-    def __init__(self, root: Path, collection: str) -> None:
+    Writes first check that the volume keeps `min_free_mb` free (`core.diskspace`): the
+    engine writes through memory maps, and a full volume would kill the process (SIGBUS).
+    """
+
+    def __init__(self, root: Path, collection: str, min_free_mb: float = 0.0) -> None:
         self._path = Path(root) / collection
         self._collection = collection
+        self._min_free_mb = min_free_mb
         self._shard: qe.EdgeShard | None = None
 
     @property
@@ -142,6 +148,7 @@ class EdgeStore:
                 # A folder without schema.json is a create that died half-way: start over.
                 if self._path.exists():
                     shutil.rmtree(self._path)
+                require_free([self._path], self._min_free_mb)
                 self._path.mkdir(parents=True)
                 self._shard = qe.EdgeShard.create(str(self._path), self._config(dim))
                 schema_path.write_text(json.dumps({"size": dim, "distance": DISTANCE}))
@@ -149,7 +156,7 @@ class EdgeStore:
                 self._shard.update(
                     qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
                 )
-        except StoreError:
+        except (StoreError, StorageFullError):
             raise
         except Exception as exc:  # the engine's only exception type
             raise _engine_error("open", self._path, exc) from exc
@@ -179,8 +186,11 @@ class EdgeStore:
         )
 
     def _run(self, action: str, call: Any) -> Any:
-        """Engine calls with its errors translated (bad values, I/O, a lost lock)."""
+        """Engine calls with its errors translated (bad values, I/O, a lost lock); writes
+        only while the volume has room."""
         _ = self.shard  # not opened: say so, before the engine does
+        if action in ("upsert", "delete"):
+            require_free([self._path], self._min_free_mb)
         try:
             return call()
         except Exception as exc:  # the engine's only exception type

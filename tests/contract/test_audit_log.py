@@ -186,6 +186,7 @@ def test_an_unreachable_database_spools_and_the_next_write_catches_up(
 ) -> None:
     path = tmp_path / "metadata.sqlite3"
     audit = AuditLog(f"sqlite:///{path}", tmp_path / "spool.jsonl")
+    audit.RETRY_AFTER_S = 0.0  # retry the database at every record
     audit.record(_event(1))
     _sql(f"sqlite:///{path}", "ALTER TABLE audit_log RENAME TO audit_gone")  # an outage
     audit.record(_event(2))

@@ -39,8 +39,9 @@ def test_readyz_reports_each_part_and_is_ready_on_the_embedded_default(
     body = response.json()
     assert response.status_code == 200
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"store", "queue"}
-    assert all(c["ok"] and c["required"] for c in body["checks"].values())
+    assert set(body["checks"]) == {"store", "queue", "disk"}
+    assert all(c["ok"] for c in body["checks"].values())
+    assert [name for name, c in body["checks"].items() if c["required"]] == ["queue", "store"]
 
 
 def test_readyz_is_503_naming_the_part_that_is_down_without_its_details(
@@ -63,8 +64,30 @@ def test_readyz_is_503_naming_the_part_that_is_down_without_its_details(
         "error": "StoreError",
     }
     assert "secret" not in response.text
+    assert response.headers.get("Retry-After") is None  # a probe's 503 is not a refusal
     assert body["checks"]["queue"]["ok"] is True
     assert client.get("/healthz").status_code == 200  # liveness does not ask the queue
+
+
+def test_a_full_volume_degrades_readiness_and_refuses_uploads_with_retry_after(
+    client: TestClient,
+) -> None:
+    """Below RAG_STORE__MIN_FREE_MB free, queries are served (degraded) and uploads get a
+    503 with Retry-After before anything is written."""
+    store = client.app.state.context.settings.store  # type: ignore[attr-defined]
+    kept, store.min_free_mb = store.min_free_mb, 2**40  # more than any disk has
+    try:
+        ready = client.get("/readyz")
+        upload = client.post("/v1/documents", files=[("files", ("a.md", b"# A", "text/plain"))])
+        search = client.post("/v1/search", json={"query": "anything"})
+    finally:
+        store.min_free_mb = kept
+    assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+    assert ready.json()["checks"]["disk"]["error"] == "StorageFullError"
+    assert (upload.status_code, upload.json()["type"]) == (503, "about:blank#storage-full")
+    assert upload.headers["Retry-After"] == "5"
+    assert search.status_code == 200
+    assert client.get("/readyz").json()["status"] == "ready"
 
 
 def test_a_hung_dependency_cannot_hang_the_probe(client: TestClient) -> None:
@@ -182,7 +205,7 @@ def test_hung_probes_cannot_starve_the_threads_requests_use(
         context.__dict__["store"] = healthy
     assert {b.status_code for b in bodies} == {503}
     assert bodies[-1].json()["checks"]["store"]["error"] == "the last probe still runs"
-    assert grown <= 3  # one hung probe, not fifty
+    assert grown <= 4  # one hung probe and a pool thread per other check, not fifty
     assert response.status_code == 200
 
 
