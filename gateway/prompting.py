@@ -75,9 +75,7 @@ def fence(number: int, passage: ScoredChunk) -> str:
         if "injection" in chunk.metadata
         else ""
     )
-    return (
-        f'<passage id="{number}" source="{source}" where="{where}"{warning}>\n{body}\n</passage>'
-    )
+    return f'<passage id="{number}" source="{source}" where="{where}"{warning}>\n{body}\n</passage>'
 
 
 def build_messages(
