@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-matrix costs clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -131,6 +131,12 @@ eval-realdocs: setup ## eval-docs on Debian package manuals from this machine (e
 
 eval-unanswerable: setup ## A QA folder with some articles removed (their questions unanswerable): DATA=<dir> OUT=<dir> [REMOVE=4] [SEED=0]
 	$(VENV)/bin/rag eval unanswerable $(DATA) $(OUT) --remove $(or $(REMOVE),4) --seed $(or $(SEED),0)
+
+eval-injection: setup ## Score the prompt-injection detector: [DATA=<file.jsonl>] [OUT=f.json] (precision, recall, f1, n)
+	$(PY) -m eval.injection $(or $(DATA),eval/injection/corpus.jsonl) $(if $(OUT),--out $(OUT))
+
+eval-grounding: setup ## The groundedness guard on the golden set: real vs unsupported answers [OUT=f.json]
+	$(VENV)/bin/rag eval grounding $(if $(OUT),--out $(OUT))
 
 eval-matrix: setup ## Tradeoff table of pipeline configs: DATA=<dir> [SPLIT=test] [LIMIT=n]
 	$(VENV)/bin/rag eval matrix $(DATA) --split $(or $(SPLIT),test) $(if $(LIMIT),--limit $(LIMIT)) --out $(or $(OUT),reports)

@@ -74,20 +74,26 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
     ),
     # Persona hijack: "you are now DAN", "act as an unrestricted AI", "developer mode".
     _rule(
-        "persona", 0.6, r"\byou are (?:now|no longer)\b", r"\bfrom now on,? you (?:are|will|must)\b"
+        "persona",
+        0.6,
+        r"\byou are now (?:an? |the |dan\b|my |free\b|unrestricted|unfiltered|jailbroken"
+        r"|in \w+ mode)",
+        r"\byou are no longer (?:bound|restricted|limited|an? (?:ai|assistant))",
+        r"\bfrom now on,? you (?:are|will|must|shall) (?:an? |the |act|answer|respond|reply|only"
+        r"|ignore|always|never)",
     ),
     _rule(
         "persona",
         0.7,
-        r"\b(?:act|behave|pretend|roleplay) as (?:an? )?"
+        r"\b(?:act|behave|pretend|roleplay) (?:as|to be|you are|that you are) (?:an? )?"
         r"(?:unrestricted|unfiltered|uncensored|jailbroken|evil|dan\b)",
     ),
     _rule(
         "jailbreak",
         0.7,
-        r"\b(?:developer|god|jailbreak|dan|sudo|admin) mode\b",
+        r"\b(?:god|jailbreak|dan) mode\b",
+        r"\bdeveloper mode (?:enabled|activated|output|response)",
         r"\bdo anything now\b",
-        r"\bjailbr(?:eak|oken)\b",
     ),
     # Asking for the system prompt or hidden instructions.
     _rule(
@@ -95,7 +101,9 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         0.75,
         r"\b(?:reveal|print|show|repeat|output|display|leak|tell me|write out|dump|disclose) "
         r"(?:me )?(?:your|the) (?:full |entire |original |hidden |secret )*"
-        r"(?:system prompt|initial prompt|instructions|prompt|system message|configuration)",
+        r"(?:system prompt|initial prompt|hidden instructions|system message)",
+        r"\b(?:reveal|print|repeat|output|leak|dump|disclose) (?:all )?your "
+        r"(?:instructions|prompt|rules|configuration)",
     ),
     # Chat-template and role tokens inside a document.
     _rule(
@@ -125,16 +133,18 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
     _rule(
         "new-instructions",
         0.55,
-        r"\b(?:new|updated|real|actual|true|important|secret|hidden) "
+        r"(?:^|[.!?] )(?:new|updated|real|actual|true|important|secret|hidden) "
         r"(?:instructions?|directives?|task|orders) ?:",
     ),
     # Making the model act: send, fetch, call, execute.
     _rule(
         "tool-call",
         0.5,
-        r"\b(?:call|invoke|execute|run|use) the (?:\w+ )?(?:function|tool|plugin|api)\b",
-        r"\bsend (?:an? )?(?:e-?mail|message|the (?:conversation|data|chat|history|password"
-        r"|credentials))\b",
+        r"\b(?:call|invoke|execute) the \w+_\w+ (?:function|tool|plugin)\b",
+        r"\buse the (?:browser|e-?mail|search|code|shell|python) tool\b",
+        r"\bsend (?:an? )?(?:e-?mail|message) to \S+ (?:with|containing) (?:the |this |our |your )?"
+        r"(?:conversation|chat|history|data|summary|password|credentials)",
+        r"\bsend (?:the )?(?:conversation|chat history|credentials|password) to\b",
         r"\b(?:curl|wget) https?://",
     ),
     # Exfiltration through a rendered image carrying data in its URL.
