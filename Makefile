@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs audit sbom bandit-baseline clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -87,6 +87,36 @@ keys: setup ## API keys: make keys TENANT=acme ROLE=reader [GROUP=hr] (prints th
 
 costs: setup ## Cost report from the ledger by day, tenant and model [DAYS=30] [TENANT=t]
 	$(VENV)/bin/rag costs --days $(or $(DAYS),30) $(if $(TENANT),--tenant $(TENANT))
+
+# Supply chain: the tools live in their own venv (security/requirements-audit.txt), never
+# in the project's lock. pip-audit needs PyPI's JSON API (or OSV): where neither is
+# reachable it says so and fails, instead of passing with nothing audited.
+AUDIT_VENV := .venv-audit
+AUDIT_STAMP := $(AUDIT_VENV)/.complete
+BANDIT_PATHS := core ingest store retrieval gateway api auth components eval governance
+PIP_AUDIT_SERVICE ?= pypi
+
+$(AUDIT_STAMP): security/requirements-audit.txt
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install --quiet --disable-pip-version-check -r security/requirements-audit.txt
+	touch $@
+
+sbom: $(AUDIT_STAMP) ## CycloneDX SBOM (JSON) of requirements.lock: reports/sbom.cdx.json
+	@mkdir -p reports
+	grep -v '^packaging/' requirements.lock > reports/lock-audit.txt
+	$(AUDIT_VENV)/bin/cyclonedx-py requirements --pyproject pyproject.toml --of JSON \
+	  --output-reproducible -o reports/sbom.cdx.json reports/lock-audit.txt 2>/dev/null
+	@echo "SBOM: reports/sbom.cdx.json"
+
+audit: sbom ## Supply chain: bandit against its justified baseline, pip-audit on requirements.lock, the SBOM
+	$(AUDIT_VENV)/bin/bandit -q -r $(BANDIT_PATHS) -b security/bandit-baseline.json
+	$(AUDIT_VENV)/bin/pip-audit -r reports/lock-audit.txt --no-deps --disable-pip \
+	  -s $(PIP_AUDIT_SERVICE) --progress-spinner off -f json -o reports/pip-audit.json \
+	  $$(grep -v '^#' security/pip-audit-ignore.txt | tr '\n' ' ') 2>/dev/null || true
+	$(AUDIT_VENV)/bin/python security/check_pip_audit.py reports/pip-audit.json
+
+bandit-baseline: $(AUDIT_STAMP) ## Rewrite security/bandit-baseline.json (then justify each new finding in security/README.md)
+	$(AUDIT_VENV)/bin/bandit -q -r $(BANDIT_PATHS) -f json -o security/bandit-baseline.json || true
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (then run `make setup`)
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
