@@ -86,14 +86,25 @@ def score(path: Path, threshold: float = 0.5) -> dict[str, Any]:
             by_kind[row["kind"]].append(pair)
         if pair[0] != pair[1]:
             misses.append({"label": pair[0], "score": verdict.score, "text": row["text"][:160]})
-    return {
+    report: dict[str, Any] = {
         **_metrics(pairs),
         "threshold": threshold,
         "latency_us_p50": round(statistics.median(latencies), 1),
-        "by_split": {name: _metrics(p) for name, p in sorted(by_split.items())},
-        "by_kind": {
-            name: {"n": len(p), "correct": sum(1 for label, flagged in p if bool(label) == flagged)}
-            for name, p in sorted(by_kind.items())
-        },
+        "per_kind": {name: _per_kind(p) for name, p in sorted(by_kind.items())},
         "misses": misses,
     }
+    if by_split:
+        report["by_split"] = {name: _metrics(p) for name, p in sorted(by_split.items())}
+    return report
+
+
+def _per_kind(pairs: list[tuple[int, bool]]) -> dict[str, Any]:
+    """Recall over a kind's injected lines; the false-positive rate over its clean ones."""
+    injected = [flagged for label, flagged in pairs if label]
+    clean = [flagged for label, flagged in pairs if not label]
+    figures: dict[str, Any] = {"n": len(pairs)}
+    if injected:
+        figures["recall"] = round(sum(injected) / len(injected), 4)
+    if clean:
+        figures["false_positive_rate"] = round(sum(clean) / len(clean), 4)
+    return figures

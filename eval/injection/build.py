@@ -1,4 +1,4 @@
-"""Build `corpus.jsonl`: labelled passages for `make eval-injection` (deterministic).
+"""Build `families.jsonl`: payload families set into host paragraphs (deterministic).
 
 Injected passages are ordinary document paragraphs with one payload buried in them;
 clean passages are the same paragraphs alone, plus hard negatives: text that talks about
@@ -6,7 +6,7 @@ instructions, overrides, modes and prompts without addressing a model. Payload f
 come from public write-ups (sources in README.md). Half the families are `dev` (the rules
 were checked against them), half `held_out` (scored, never used to adjust a rule).
 
-    .venv/bin/python -m eval.injection.build   # rewrites eval/injection/corpus.jsonl
+    .venv/bin/python -m eval.injection.build   # rewrites eval/injection/families.jsonl
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def build(seed: int = 13) -> list[dict[str, object]]:
 
 
 if __name__ == "__main__":
-    out = HERE / "corpus.jsonl"
+    out = HERE / "families.jsonl"
     rows = build()
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"{len(rows)} passages -> {out}")
