@@ -72,8 +72,7 @@ _TAGS = re.compile("[\U000e0020-\U000e007e]")
 _MIN_TAGS = 8
 _SPACES = re.compile(r"\s+")
 # "1gn0re", "prev1ous": a digit between two letters marks a word written in leetspeak.
-_LEET_WORD = re.compile(r"[a-z0-9@$]{4,30}")
-_LEET_INSIDE = re.compile(r"[a-z][013457@$][a-z]")
+_LEET_WORD = re.compile(r"\b[a-z0-9@$]{0,26}[a-z][013457@$][a-z][a-z0-9@$]{0,26}\b")
 _LEET = str.maketrans("013457@$", "oieastas")
 # "i g n o r e", "a l l", "p.r.e.v": three or more letters, one separator repeated.
 _SPELT_OUT = re.compile(r"\b[a-z]([ .\-_*])(?:[a-z]\1)+[a-z]\b")
@@ -111,23 +110,43 @@ _START = r"(?:^|[.!?:;>)\]\"*-] )"  # the start of a passage, sentence, line or 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A named pattern; a match adds `weight` to the passage's score."""
+    """A named pattern; a match adds `weight` to the passage's score. Every match
+    contains one of `needles` (plain substrings, none means always run): a substring
+    test is ~25x cheaper than a regular-expression scan, so most rules skip most clean
+    passages without scanning them."""
 
     name: str
     weight: float
     pattern: re.Pattern[str]
+    needles: tuple[str, ...]
 
 
-def _rule(name: str, weight: float, *alternatives: str) -> Rule:
+def _rule(name: str, weight: float, *alternatives: str, needles: tuple[str, ...]) -> Rule:
     """One rule matching any of `alternatives`."""
-    return Rule(name, weight, re.compile("|".join(alternatives)))
+    return Rule(name, weight, re.compile("|".join(alternatives)), needles)
 
 
 #: The rules, on normalised text. A name may appear more than once (different strengths);
 #: a name counts once per passage, at its strongest match.
 RULES: tuple[Rule, ...] = (
     # "Ignore all previous instructions", "disregard the above rules", "forget your rules".
-    _rule("override", 0.85, rf"\b{_VERB} ?{_DET}{_PRIOR} ?{_NOUN}\b"),
+    _rule(
+        "override",
+        0.85,
+        rf"\b{_VERB} ?{_DET}{_PRIOR} ?{_NOUN}\b",
+        needles=(
+            "ignor",
+            "disregard",
+            "forget",
+            "overrid",
+            "bypass",
+            "skip",
+            "abandon",
+            "neglect",
+            "discard",
+            "aside",
+        ),
+    ),
     _rule(
         "override",
         0.8,
@@ -144,6 +163,25 @@ RULES: tuple[Rule, ...] = (
         r"(?:given|told)|you (?:received|got)|given to you)\b",
         r"\b(?:ignore|forget|disregard) (?:the )?(?:user'?s? (?:question|request)"
         r"|retrieval context|rest of this (?:page|document))",
+        needles=(
+            "ignor",
+            "disregard",
+            "forget",
+            "overrid",
+            "bypass",
+            "skip",
+            "abandon",
+            "neglect",
+            "discard",
+            "aside",
+            "void",
+            "cancel",
+            "obsolete",
+            "invalid",
+            "null",
+            "no longer valid",
+            "do not",
+        ),
     ),
     # The same in Spanish, French, German, Italian, Portuguese, Dutch.
     _rule(
@@ -158,6 +196,16 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:ignora|dimentica) (?:tutte )?(?:le )?(?:istruzioni|regole) precedenti",
         r"\b(?:negeer|vergeet) (?:alle )?(?:vorige|eerdere|voorgaande) "
         r"(?:instructies|regels)",
+        needles=(
+            "ignor",
+            "olvid",
+            "oubli",
+            "vergiss",
+            "vergessen",
+            "dimentic",
+            "negeer",
+            "vergeet",
+        ),
     ),
     # A new persona with no rules: "you are now DAN", "act as an unrestricted AI".
     _rule(
@@ -176,6 +224,19 @@ RULES: tuple[Rule, ...] = (
         r"(?:without|with no|free of|unrestricted|unfiltered|uncensored|jailbroken|evil|dan\b)",
         r"\b(?:ahora eres|tu es maintenant|vous [eê]tes maintenant|du bist jetzt"
         r"|ora sei) (?:un|une|una|ein|eine)\b",
+        needles=(
+            "you",
+            "act",
+            "behav",
+            "pretend",
+            "role",
+            "respond",
+            "answer",
+            "ahora",
+            "maintenant",
+            "jetzt",
+            "ora sei",
+        ),
     ),
     # Weaker persona cues: a tour guide also says "you are now", a play "stay in character".
     _rule(
@@ -189,6 +250,18 @@ RULES: tuple[Rule, ...] = (
         r"|confines|rules|limits)\b",
         r"\b(?:sin restricciones|sans restrictions|ohne einschr[aä]nkungen"
         r"|senza restrizioni)",
+        needles=(
+            "you",
+            "character",
+            "restric",
+            "filter",
+            "limitation",
+            "censor",
+            "confines",
+            "rules",
+            "limits",
+            "einschr",
+        ),
     ),
     _rule(
         "persona-cue",
@@ -196,6 +269,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:without|no|free of|not bound by) (?:any )?(?:ethical|moral|safety|content)"
         r"(?: or moral| or ethical)? (?:guidelines|restrictions|filters|polic(?:y|ies)"
         r"|limits|rules)",
+        needles=("ethical", "moral", "safety", "content"),
     ),
     # Jailbreak vocabulary (DAN, Developer Mode). Android's "developer mode" has no "enabled"
     # announcement addressed to a chatbot.
@@ -207,8 +281,14 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:developer|dan|jailbreak|god) mode (?:enabled|output|response|activated)\b",
         r"\b(?:enter|activate|enable|switch to) (?:jailbreak|dan|god) mode\b",
         r"\bdan (?:mode|prompt|enabled|\d+(?:\.\d+)?)\b",
+        needles=("do anything now", " mode", "dan "),
     ),
-    _rule("jailbreak", 0.35, r"\bjailbr(?:eak|oken) (?:mode|model|ai|assistant)\b"),
+    _rule(
+        "jailbreak",
+        0.35,
+        r"\bjailbr(?:eak|oken) (?:mode|model|ai|assistant)\b",
+        needles=("jailbr",),
+    ),
     # Asking for the system prompt or hidden instructions.
     _rule(
         "exfiltrate-prompt",
@@ -225,6 +305,18 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:reveal|print|show|output|dump|disclose|tell me|give me) (?:the|your) "
         r"(?:secret|hidden|admin) (?:password|key|token|code)\b",
         r"\b(?:the )?exact wording of your instructions\b",
+        needles=(
+            "system",
+            "initial",
+            "hidden",
+            "prompt",
+            "developer",
+            "original",
+            "your",
+            "secret",
+            "admin",
+            "exact wording",
+        ),
     ),
     _rule(
         "exfiltrate-prompt",
@@ -239,12 +331,21 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:muestra|muestre|revela|affiche[zr]?|montre[zr]?|r[eé]v[eè]le[zr]?|zeige"
         r"|gib)\b[^.]{0,40}?(?:prompt (?:del |de )?sistema|prompt syst[eè]me|systemprompt"
         r"|system-prompt|systemanweisung)",
+        needles=(
+            "above",
+            "before this",
+            "written at the",
+            "starting with",
+            "prompt",
+            "systemanweisung",
+        ),
     ),
     _rule(
         "exfiltrate-prompt",
         0.45,
         r"\bhere (?:is|are) (?:the|my) (?:system prompt|initial prompt|hidden instructions"
         r"|system message)",
+        needles=("here is", "here are"),
     ),
     # Chat-template and role tokens. Bare, they still have no business in a document;
     # followed by a role and a directive they are a fake turn.
@@ -254,6 +355,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:\[/?inst\]|<</?sys>>|<\|[a-z_]{2,20}\|>) ?(?:(?:system|user|assistant)\b ?)?"
         + _DIRECTIVE,
         r"\[system\]\(#",
+        needles=("[inst]", "[/inst]", "<<sys>>", "<</sys>>", "<|", "[system](#"),
     ),
     _rule(
         "role-token",
@@ -263,6 +365,7 @@ RULES: tuple[Rule, ...] = (
         r"\[/?inst\]",
         r"<</?sys>>",
         r"(?:^|[^#\w])#{2,4} ?(?:system|instruction|new instructions?|admin)\b ?:",
+        needles=("<|", "[inst]", "[/inst]", "<<sys>>", "<</sys>>", "#"),
     ),
     # A fake turn in plain text: "System: you are...", "Assistant: Sure, I will ignore...".
     _rule(
@@ -271,8 +374,25 @@ RULES: tuple[Rule, ...] = (
         _START + r"(?:system|assistant) ?: ?(?:you (?:are|must|will|should)\b|ignore"
         r"|forget|disregard|from now|new (?:rule|instruction|policy))",
         _START + r"assistant ?: ?(?:sure|ok|okay|understood|certainly)\b",
+        needles=("system", "assistant"),
     ),
-    _rule("fake-tag", 0.6, r"</?(?:system|instructions?|admin|prompt|sys)>"),
+    _rule(
+        "fake-tag",
+        0.6,
+        r"</?(?:system|instructions?|admin|prompt|sys)>",
+        needles=(
+            "<system",
+            "</system",
+            "<instruction",
+            "</instruction",
+            "<admin",
+            "</admin",
+            "<prompt",
+            "</prompt",
+            "<sys>",
+            "</sys>",
+        ),
+    ),
     # Addressed to the model reading the document.
     _rule(
         "addressed-to-ai",
@@ -286,6 +406,7 @@ RULES: tuple[Rule, ...] = (
         rf"\b(?:to|for) (?:the|any|all|every) {_AI_READER} (?:that is |who is |which is )?"
         r"(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing|indexing|scanning)\b",
         rf"\b(?:dear|hey|hello|hi|greetings|attention) {_AI}(?= ?[,.:;!])",
+        needles=(),
     ),
     _rule(
         "addressed-to-ai",
@@ -296,6 +417,7 @@ RULES: tuple[Rule, ...] = (
         r"\bto automated assistants\b",
         rf"\bwhen (?:an?|the|any) {_AI_READER} (?:reads|processes|summari[sz]es|sees|parses"
         r"|is asked about|answers questions about) (?:this|these|the following)\b",
+        needles=(),
     ),
     # "New instructions:", "Important: the assistant must..." directed at the reader model.
     _rule(
@@ -310,6 +432,19 @@ RULES: tuple[Rule, ...] = (
         r" (?:now|instead|always|never|only|not (?:mention|tell|reveal|say|disclose))\b",
         rf"\bthe {_AI_READER}'s (?:new |real |only )?(?:directive|task|instruction|goal"
         r"|job|purpose) is\b",
+        needles=(
+            "instruction",
+            "directive",
+            "task",
+            "orders",
+            "system prompt",
+            "must",
+            "should",
+            "shall",
+            "is to",
+            "needs to",
+            "'s ",
+        ),
     ),
     _rule(
         "new-instructions",
@@ -319,6 +454,7 @@ RULES: tuple[Rule, ...] = (
         r"\bsystem (?:update|override|alert|notice) ?(?:\*|:|-|!)",
         rf"\b(?:the |any |all )?{_AI}(?:'s)? (?:must|should|shall|is required to"
         r"|is instructed to|needs to)\b",
+        needles=("system", "must", "should", "shall", "required", "instructed", "needs to", "your"),
     ),
     # Making the model act: call a tool, send data away, run a download.
     _rule(
@@ -326,12 +462,14 @@ RULES: tuple[Rule, ...] = (
         0.3,
         r"\b(?:call|invoke|execute|run|use|trigger) (?:the |your )?(?:[\w.]+ )?"
         r"(?:function|tool|plugin|action)\b",
+        needles=("call", "invoke", "execut", "run", "use", "trigger"),
     ),
     # A download piped into a shell: install guides write it too.
     _rule(
         "download-exec",
         0.3,
         r"\b(?:curl|wget) [^|;&\n]{0,200}?(?:\| ?(?:sudo )?(?:ba|z)?sh\b|&& ?(?:ba)?sh\b)",
+        needles=("curl", "wget"),
     ),
     # A tool pointed at the user's data, or told to destroy it.
     _rule(
@@ -341,12 +479,14 @@ RULES: tuple[Rule, ...] = (
         r"|plugin)\b[^.]{0,80}?\b(?:conversation|chat history|session|cookies?|passwords?"
         r"|api keys?|credentials|user'?s? (?:\S+ ){0,3}?(?:messages|emails|contacts|data"
         r"|files|history|meetings|calendar|account))\b",
+        needles=("function", "tool", "plugin"),
     ),
     _rule(
         "destructive",
         0.35,
         r"\b(?:delete|remove|erase|wipe|cancel|transfer)\b (?:all |every |each )?(?:of )?"
         r"(?:the )?(?:user'?s?|their) ",
+        needles=("delete", "remove", "erase", "wipe", "cancel", "transfer"),
     ),
     # Weak alone (a CLI manual says both); they add up with a tool call.
     _rule(
@@ -354,9 +494,13 @@ RULES: tuple[Rule, ...] = (
         0.35,
         r"\bwithout (?:asking|requesting|waiting) (?:for )?(?:confirmation|permission"
         r"|approval)\b",
+        needles=("without",),
     ),
     _rule(
-        "dangerous-tool", 0.35, r"\b(?:delete|remove|drop|wipe|transfer|export|forward)_[a-z_]+\b"
+        "dangerous-tool",
+        0.35,
+        r"\b(?:delete|remove|drop|wipe|transfer|export|forward)_[a-z_]+\b",
+        needles=("_",),
     ),
     # A URL left open for the model to fill: "?c= followed by the user's session cookie".
     _rule(
@@ -365,6 +509,7 @@ RULES: tuple[Rule, ...] = (
         r"https?://\S{0,300}?[?&][\w-]{1,40}= (?:followed by|plus|then|with|and append"
         r"|appended with|\+) (?:immediately )?(?:by )?(?:the |their |all )?(?:user|conversation"
         r"|chat|session|cookie|password|api|secret|previous|history|base64)",
+        needles=("http",),
     ),
     _rule(
         "send-data",
@@ -372,6 +517,18 @@ RULES: tuple[Rule, ...] = (
         _SEND + r" (?:\S+ ){0,6}?(?:conversation|chat history|chat log|session cookie"
         r"|api keys?|system prompt|user'?s? (?:\S+ ){0,3}?(?:messages|questions|emails"
         r"|contacts|data|details|name|address|cookie))\b",
+        needles=(
+            "send",
+            "forward",
+            "mail",
+            "post",
+            "upload",
+            "transmit",
+            "leak",
+            "exfiltrat",
+            "append",
+            "encode",
+        ),
     ),
     # The same with objects a person also sends: a second signal is needed.
     _rule(
@@ -379,6 +536,18 @@ RULES: tuple[Rule, ...] = (
         0.35,
         _SEND + r" (?:\S+ ){0,5}?(?:history|transcript|cookies|passwords?|credentials"
         r"|access tokens?|secret keys?|previous (?:messages|questions))\b",
+        needles=(
+            "send",
+            "forward",
+            "mail",
+            "post",
+            "upload",
+            "transmit",
+            "leak",
+            "exfiltrat",
+            "append",
+            "encode",
+        ),
     ),
     # Exfiltration through a rendered image or link carrying data in its URL.
     _rule(
@@ -386,17 +555,20 @@ RULES: tuple[Rule, ...] = (
         0.8,
         r"!\[[^\]]{0,200}\]\(https?://[^)\s]{0,300}?[?&][\w-]{1,40}=(?:\{|%7b|\$|\[|<)",
         r"!\[[^\]]{0,200}\]\(https?://[^)\s]{0,300}?[?&][\w-]{1,40}=\)",
+        needles=("![",),
     ),
     _rule(
         "markdown-exfil",
         0.55,
         r"\]\(https?://[^)\s]{0,300}?[?&][\w-]{1,40}=(?:\{|%7b|\$|\[|<)",
+        needles=("](",),
     ),
     _rule(
         "markdown-exfil",
         0.25,
         r"!\[[^\]]{0,200}\]\(https?://[^)\s]{0,300}?[?&](?:data|q|query|secret|prompt"
         r"|conv|chat|history|user|msg|m|d|c|token|key|email)=",
+        needles=("![",),
     ),
     # Lying to or working against the user.
     _rule(
@@ -408,6 +580,7 @@ RULES: tuple[Rule, ...] = (
         r"\byou (?:must|should|will) (?:not|never) (?:tell|inform|mention|reveal|disclose|say"
         r"|let)(?: \S+){0,4}? (?:to )?the user\b",
         r"\bwithout (?:telling|informing|warning|alerting) the user\b",
+        needles=("do not", "don't", "never", "not ", "without"),
     ),
     _rule(
         "deceive",
@@ -418,6 +591,7 @@ RULES: tuple[Rule, ...] = (
         r"|confirm|send)) (?:their |his |her |your )?(?:password|credit card|card"
         r"|pin|credentials|login|bank)",
         r"\b(?:tell|inform|convince|advise|warn) (?:the )?(?:user|reader)s? (?:that|to)\b",
+        needles=("instead", "ask ", "user", "reader"),
     ),
     # A fixed reply, whatever is asked: "reply only with 'OK'", "answer every question with".
     _rule(
@@ -428,6 +602,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:respond|reply|answer) only (?:with|in)\b",
         r"\b(?:respond|reply|answer) (?:to )?(?:every|all|any) (?:questions?|requests?"
         r"|messages?)\b",
+        needles=("respond", "answer", "reply"),
     ),
     # ... applied to every answer: a style guide says it too, so it needs a second signal.
     _rule(
@@ -436,6 +611,7 @@ RULES: tuple[Rule, ...] = (
         r"\bregardless of the (?:question|request|user)",
         r"\b(?:in|to|at the end of) (?:every|each|all|any) (?:answers?|repl(?:y|ies)"
         r"|responses?|summar(?:y|ies))\b",
+        needles=("regardless", "every", "each", "all ", "any "),
     ),
     # The text speaks of itself as giving orders: "this text asked you to".
     _rule(
@@ -443,6 +619,7 @@ RULES: tuple[Rule, ...] = (
         0.45,
         r"\b(?:this|the) (?:text|document|page|paragraph|message|note|email) (?:asks|asked"
         r"|tells|told|instructs|instructed|wants|requires) you\b",
+        needles=(" you",),
     ),
     # Steering what the model says about the document.
     _rule(
@@ -456,6 +633,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:its|your|the|any) (?:summary|summaries|answer|answers|response|responses"
         r"|reply|replies|output)\b",
         r"\b(?:decode|base64)\b[^.]{0,60}?\b(?:follow|execute|obey|instructions?|task)\b",
+        needles=("when", "out of", "from", "decode", "base64"),
     ),
     # Text made invisible to people who read the page.
     _rule(
@@ -463,6 +641,7 @@ RULES: tuple[Rule, ...] = (
         0.3,
         r"display ?: ?none|visibility ?: ?hidden|font-size ?: ?[01](?:px|pt)?\b"
         r"|opacity ?: ?0\b|color ?: ?(?:#fff(?:fff)?|white)\b|<\w+ hidden>|aria-hidden",
+        needles=("display", "visibility", "font-size", "opacity", "color", "hidden"),
     ),
 )
 
@@ -516,19 +695,13 @@ def normalise(text: str) -> str:
     else:
         text = unicodedata.normalize("NFKC", text)[: 2 * MAX_CHARS]
         text = text.casefold().translate(_CONFUSABLES)
-        text = "".join(
-            c
-            for c in text
-            if c in _WHITESPACE or unicodedata.category(c) not in ("Cf", "Cc", "Co", "Cn")
-        )
-    text = _LEET_WORD.sub(_unleet, text)
+        if not _SPACES.sub(" ", text).isprintable():  # else nothing invisible to drop
+            text = "".join(
+                c for c in text if unicodedata.category(c) not in ("Cf", "Cc", "Co", "Cn")
+            )
+    text = _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text)
     text = _SPELT_OUT.sub(lambda m: m.group(0).replace(m.group(1), ""), text)
     return _SPACES.sub(" ", text)
-
-
-def _unleet(match: re.Match[str]) -> str:
-    word = match.group(0)
-    return word.translate(_LEET) if _LEET_INSIDE.search(word) else word
 
 
 def _reported(text: str, start: int, end: int) -> bool:
@@ -567,6 +740,8 @@ def _hidden_channels(text: str) -> tuple[str, int]:
 
 def _fire(text: str, fired: dict[str, float], suffix: str, discount: bool) -> None:
     for rule in RULES:
+        if rule.needles and not any(needle in text for needle in rule.needles):
+            continue
         for k, match in enumerate(rule.pattern.finditer(text)):
             if k == _MATCHES_PER_RULE:
                 break

@@ -5,7 +5,9 @@ threshold means what it says."""
 from __future__ import annotations
 
 import base64
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -177,6 +179,25 @@ def test_every_rule_has_a_name_and_a_weight_in_range() -> None:
     for rule in RULES:
         assert rule.name
         assert 0.0 < rule.weight < 1.0
+
+
+def test_a_rule_matches_only_text_holding_one_of_its_needles() -> None:
+    """The needles let a rule skip a passage unscanned: a match without one would be a
+    match the detector never sees."""
+    corpora = Path(__file__).resolve().parents[2] / "eval" / "injection"
+    texts = [
+        json.loads(line)["text"]
+        for name in ("corpus.jsonl", "families.jsonl", "fresh.jsonl")
+        for line in (corpora / name).read_text(encoding="utf-8").splitlines()
+    ]
+    matched = 0
+    for text in texts:
+        normal = normalise(text)
+        for rule in RULES:
+            if rule.needles and rule.pattern.search(normal):
+                matched += 1
+                assert any(n in normal for n in rule.needles), (rule.name, text)
+    assert matched > 300
 
 
 @pytest.mark.parametrize(
