@@ -104,11 +104,13 @@ class AppContext(Components):
     @cached_property
     def screen(self) -> PassageScreen:
         """Prompt-injection screening of passages, at ingest and at retrieval."""
-        from governance.injection import InjectionDetector
+        from governance import injection
 
         governance = self.settings.governance
-        detector = InjectionDetector(threshold=governance.injection_threshold)
-        return PassageScreen(detector, governance.injection)
+        detector = injection.InjectionDetector(threshold=governance.injection_threshold)
+        rules = hashlib.sha256(Path(injection.__file__).read_bytes()).hexdigest()[:10]
+        version = f"{rules}@{governance.injection_threshold:g}"
+        return PassageScreen(detector, governance.injection, version)
 
     @cached_property
     def guard(self) -> GroundednessGuard:
