@@ -13,7 +13,8 @@ from core.types import ChatMessage, Completion, StreamChunk, Usage
 from gateway.catalog import ModelSpec
 from gateway.wire import guard, guard_stream, reading_reply, translate_sdk_error
 
-_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError)
+#: ValueError: a body that is not JSON fails the SDK's parse (see openai_chat).
+_ERRORS = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
 
 
 class AnthropicChat:

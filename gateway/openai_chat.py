@@ -20,7 +20,9 @@ from gateway.wire import (
     translate_sdk_error,
 )
 
-_ERRORS = (openai.OpenAIError, httpx2.HTTPError)
+#: ValueError: a 200 whose body is not JSON (a proxy's HTML page) fails the SDK's parse
+#: with a JSONDecodeError; it is a malformed reply, not a bug of ours.
+_ERRORS = (openai.OpenAIError, httpx2.HTTPError, ValueError)
 
 
 class OpenAIChat:

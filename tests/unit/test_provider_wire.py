@@ -134,6 +134,20 @@ def test_a_malformed_reply_is_a_permanent_provider_error() -> None:
     assert not raised.value.transient
 
 
+@pytest.mark.parametrize("name", ["gpt-4.1-mini", "claude-haiku"])
+def test_a_reply_that_is_not_json_is_a_malformed_reply_not_a_crash(name: str) -> None:
+    """A proxy's HTML error page with status 200 (the fault suite's `llm garbage`) was a
+    JSONDecodeError out of the SDK, and a 500 from the API."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = b"<html>502 bad gateway</html>"
+        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+
+    with pytest.raises(ProviderError, match="malformed") as raised:
+        _model(name, handler).complete(MESSAGES, 10, 5.0)
+    assert not raised.value.transient
+
+
 def test_anthropic_completion_moves_the_system_prompt_out_of_the_messages() -> None:
     handler = _reply("anthropic_message.json")
     completion = _model("claude-haiku", handler).complete(MESSAGES, 300, 5.0)
