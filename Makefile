@@ -89,12 +89,17 @@ costs: setup ## Cost report from the ledger by day, tenant and model [DAYS=30] [
 	$(VENV)/bin/rag costs --days $(or $(DAYS),30) $(if $(TENANT),--tenant $(TENANT))
 
 # Supply chain: the tools live in their own venv (security/requirements-audit.txt), never
-# in the project's lock. pip-audit needs PyPI's JSON API (or OSV): where neither is
-# reachable it says so and fails, instead of passing with nothing audited.
+# in the project's lock: in .venv, cyclonedx-bom's chardet would take over encoding
+# detection in requests and bs4 from the runtime's charset-normalizer. pip-audit needs
+# PyPI's per-version JSON API (or OSV): where neither answers it skips every package and
+# exits 0, so check_pip_audit.py reads its reports and fails, saying why.
 AUDIT_VENV := .venv-audit
 AUDIT_STAMP := $(AUDIT_VENV)/.complete
 BANDIT_PATHS := core ingest store retrieval gateway api auth components eval governance
 PIP_AUDIT_SERVICE ?= pypi
+PIP_AUDIT_IGNORE ?= security/pip-audit-ignore.txt
+PIP_AUDIT := $(AUDIT_VENV)/bin/pip-audit --no-deps --disable-pip -s $(PIP_AUDIT_SERVICE) \
+  --progress-spinner off -f json $(shell sed -e 's/\#.*//' $(PIP_AUDIT_IGNORE))
 
 $(AUDIT_STAMP): security/requirements-audit.txt
 	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
@@ -105,15 +110,15 @@ sbom: $(AUDIT_STAMP) ## CycloneDX SBOM (JSON) of requirements.lock: reports/sbom
 	@mkdir -p reports
 	grep -v '^packaging/' requirements.lock > reports/lock-audit.txt
 	$(AUDIT_VENV)/bin/cyclonedx-py requirements --pyproject pyproject.toml --of JSON \
-	  --output-reproducible -o reports/sbom.cdx.json reports/lock-audit.txt 2>/dev/null
+	  --output-reproducible -o reports/sbom.cdx.json reports/lock-audit.txt 2>reports/sbom.log
 	@echo "SBOM: reports/sbom.cdx.json"
 
-audit: sbom ## Supply chain: bandit against its justified baseline, pip-audit on requirements.lock, the SBOM
+audit: sbom ## Supply chain: bandit against its justified baseline, pip-audit on requirements.lock (and the audit tools), the SBOM
 	$(AUDIT_VENV)/bin/bandit -q -r $(BANDIT_PATHS) -b security/bandit-baseline.json
-	$(AUDIT_VENV)/bin/pip-audit -r reports/lock-audit.txt --no-deps --disable-pip \
-	  -s $(PIP_AUDIT_SERVICE) --progress-spinner off -f json -o reports/pip-audit.json \
-	  $$(grep -v '^#' security/pip-audit-ignore.txt | tr '\n' ' ') 2>/dev/null || true
-	$(AUDIT_VENV)/bin/python security/check_pip_audit.py reports/pip-audit.json
+	@rm -f reports/pip-audit.json reports/pip-audit-tools.json
+	$(PIP_AUDIT) -r reports/lock-audit.txt -o reports/pip-audit.json 2>reports/pip-audit.log || true
+	$(PIP_AUDIT) -r security/requirements-audit.txt -o reports/pip-audit-tools.json 2>>reports/pip-audit.log || true
+	$(AUDIT_VENV)/bin/python security/check_pip_audit.py reports/pip-audit.json reports/pip-audit-tools.json
 
 bandit-baseline: $(AUDIT_STAMP) ## Rewrite security/bandit-baseline.json (then justify each new finding in security/README.md)
 	$(AUDIT_VENV)/bin/bandit -q -r $(BANDIT_PATHS) -f json -o security/bandit-baseline.json || true
