@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs audit sbom bandit-baseline clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs audit sbom bandit-baseline test-faults clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -35,12 +35,16 @@ demo: setup ## Ingest the sample corpus into the embedded store and answer quest
 serve: setup ## Run the HTTP API on http://127.0.0.1:8000 (docs at /docs)
 	$(VENV)/bin/rag serve
 
-test: setup ## Run the whole test suite (unit, contract, integration; the local-LLM tests under CI)
+test: setup ## Run the whole test suite (unit, contract, integration; the local-LLM tests and fault suite under CI)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory llm-deps; fi
 	$(PY) -m pytest
+	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory test-faults; fi
 
 test-unit: setup ## Run the fast unit tests only
 	$(PY) -m pytest tests/unit
+
+test-faults: setup ## Fault injection: the API under load while each dependency fails and returns [OUT=f.json]
+	$(PY) -m eval.faults --out $(or $(OUT),reports/faults.json)
 
 lint: setup ## ruff check + ruff format --check + mypy (strict on the packages)
 	$(VENV)/bin/ruff check .
