@@ -71,7 +71,8 @@ class FakeLlm:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(ConnectionError):  # the client gave up (timeout)
+                    self.wfile.write(body)
 
             def _serve(self, payload: dict[str, object]) -> None:
                 fake.calls += 1
