@@ -35,10 +35,9 @@ demo: setup ## Ingest the sample corpus into the embedded store and answer quest
 serve: setup ## Run the HTTP API on http://127.0.0.1:8000 (docs at /docs)
 	$(VENV)/bin/rag serve
 
-test: setup ## Run the whole test suite (unit, contract, integration; the local-LLM tests and fault suite under CI)
+test: setup ## Run the whole test suite (unit, contract, integration; the local-LLM tests under CI)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory llm-deps; fi
 	$(PY) -m pytest
-	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory test-faults; fi
 
 test-unit: setup ## Run the fast unit tests only
 	$(PY) -m pytest tests/unit
