@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs audit sbom bandit-baseline test-faults clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs audit sbom bandit-baseline test-faults infra-check clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,7 @@ serve: setup ## Run the HTTP API on http://127.0.0.1:8000 (docs at /docs)
 
 test: setup ## Run the whole test suite (unit, contract, integration; the local-LLM tests under CI)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory llm-deps; fi
+	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory infra-check; fi
 	$(PY) -m pytest
 
 test-unit: setup ## Run the fast unit tests only
@@ -125,6 +126,20 @@ audit: sbom ## Supply chain: bandit against its justified baseline, pip-audit on
 
 bandit-baseline: $(AUDIT_STAMP) ## Rewrite security/bandit-baseline.json (then justify each new finding in security/README.md)
 	$(AUDIT_VENV)/bin/bandit -q -r $(BANDIT_PATHS) -f json -o security/bandit-baseline.json || true
+
+# The deployment blueprint (infra/k8s, infra/terraform, infra/compose.yaml), checked offline
+# by infra/check.sh with validators pinned in their own .venv-infra, never in the lock.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.complete
+
+$(INFRA_STAMP): infra/requirements-check.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	if [ -x $(UV) ]; then $(UV) pip install --quiet --python $(INFRA_VENV)/bin/python --require-hashes -r $<; \
+	else $(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<; fi
+	touch $@
+
+infra-check: $(INFRA_STAMP) ## Validate k8s manifests, Terraform, compose and settings drift offline (reports/infra/)
+	bash infra/check.sh
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (then run `make setup`)
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
