@@ -666,7 +666,10 @@ def worker(
     except RagError as exc:
         ctx.close()
         _fail(exc)
-    console.print(f"worker: {threads} thread(s) on {ctx.settings.jobs.redis_url}")
+    from urllib.parse import urlsplit
+
+    queue = urlsplit(ctx.settings.jobs.redis_url)  # never print the password in the URL
+    console.print(f"worker: {threads} thread(s) on {queue.hostname}:{queue.port or 6379}")
     schedule = None
     if ctx.settings.retention.interval_h is not None:
         from governance.retention import RetentionSchedule
