@@ -1,4 +1,4 @@
-"""`make bench-load` end to end, tiny: one client, two seconds per endpoint."""
+"""`make bench-load` end to end, tiny: one client, five seconds per endpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_load_benchmark_reports_what_the_issue_names() -> None:
-    report = bench_load.run(seconds=2, levels=[1])
+    # 5 s a run: on a busy 2-core machine locust itself can take most of 2 s to start.
+    report = bench_load.run(seconds=5, levels=[1])
     for endpoint in ("search", "ask"):
         row = report[endpoint]["c1"]
         assert row["requests"] >= 3  # shape, not speed: ask quotes after a model call
