@@ -37,6 +37,7 @@ from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
     from api.wiring import AppContext
+    from governance.audit import AuditLog
 
 app = typer.Typer(
     help="RAG reference template: ingest documents, search, ask.", no_args_is_help=True
@@ -559,16 +560,20 @@ audit_app = typer.Typer(help="The audit trail: verify its hash chain, export it 
 app.add_typer(audit_app, name="audit")
 
 
+def _audit_log(ctx: AppContext) -> AuditLog:
+    if ctx.audit is None:  # the caller's `finally` closes the context
+        console.print("[red]error:[/red] the audit trail is off (RAG_AUDIT__ENABLED=false)")
+        raise typer.Exit(1)
+    return ctx.audit
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check every record against the chain: exit 0 when intact, 1 naming the first
     record edited, removed or moved."""
     ctx = _context()
     try:
-        if ctx.audit is None:
-            console.print("[red]error:[/red] the audit trail is off (RAG_AUDIT__ENABLED=false)")
-            raise typer.Exit(1)
-        result = ctx.audit.verify()
+        result = _audit_log(ctx).verify()
     except RagError as exc:
         _fail(exc)
     finally:
@@ -609,14 +614,12 @@ def audit_export(
     moment = _since(since)
     ctx = _context()
     try:
-        if ctx.audit is None:
-            console.print("[red]error:[/red] the audit trail is off (RAG_AUDIT__ENABLED=false)")
-            raise typer.Exit(1)
+        log = _audit_log(ctx)
         if out is None:
-            count = ctx.audit.export(sys.stdout, moment)
+            count = log.export(sys.stdout, moment)
         else:
             with out.open("w", encoding="utf-8") as stream:
-                count = ctx.audit.export(stream, moment)
+                count = log.export(stream, moment)
         ctx.audit_event(
             "audit.export", operator(), None, "ok", since=moment.isoformat(), records=count
         )

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.errors import InvalidRequestError, RagError
+from core.errors import RagError
 from core.settings import Settings, get_settings
 from core.types import SearchMode
 from eval.report import emit_json
@@ -53,20 +53,12 @@ def _fail(exc: RagError) -> None:
 def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[str, Any]:
     """Index the sample corpus (cached) and answer every golden question."""
     from components import build_components
-    from eval.docs import index_chunks, parse_folder
-    from eval.golden import load_golden, resolve
+    from eval.golden import golden_index
     from eval.qa import run_qa
-    from ingest import sample_corpus
 
     started = time.perf_counter()
     ctx = build_components(settings)
-    corpus_dir = settings.data_dir / "eval" / "golden-corpus"
-    sample_corpus.build(docs, corpus_dir)
-    chunks, failed = parse_folder(ctx, corpus_dir)
-    if failed:
-        raise InvalidRequestError(f"the sample corpus did not parse: {failed}")
-    items = resolve(load_golden(), chunks)
-    store = index_chunks(ctx, chunks, "golden-index")
+    items, store = golden_index(ctx, docs)
     retriever = ctx.retriever(store)
     with _progress() as task:
         result = run_qa(
@@ -77,6 +69,7 @@ def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[
             with_ragas=with_ragas,
             progress=task("golden set", len(items)),
         )
+    chunks = store.count()
     store.close()
     return {
         "title": "Golden set: sample corpus",
@@ -89,7 +82,7 @@ def run_golden(settings: Settings, docs: Path, with_ragas: bool = True) -> dict[
             "generator": ctx.generator.name,
         },
         "questions": len(items),
-        "chunks": len(chunks),
+        "chunks": chunks,
         "aggregates": result.aggregates,
         "latency_ms": result.latency_ms,
         "cost": result.cost,

@@ -12,10 +12,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import InvalidRequestError
 from core.types import Chunk
 from eval.qa import QaItem
+
+if TYPE_CHECKING:
+    from components import Components
+    from core.ports import VectorStore
 
 GOLDEN_PATH = Path(__file__).parent / "golden" / "sample_corpus.jsonl"
 
@@ -88,3 +93,17 @@ def corpus_fingerprint(chunks: list[Chunk], pipeline: str) -> str:
     for chunk in chunks:
         digest.update(chunk.id.encode())
     return digest.hexdigest()[:12]
+
+
+def golden_index(ctx: Components, docs: Path) -> tuple[list[QaItem], VectorStore]:
+    """The sample corpus rendered from `docs`, parsed, indexed (cached by content), and
+    the golden questions resolved against its chunks: what every golden-set run reads."""
+    from eval.docs import index_chunks, parse_folder
+    from ingest import sample_corpus
+
+    corpus_dir = ctx.settings.data_dir / "eval" / "golden-corpus"
+    sample_corpus.build(docs, corpus_dir)
+    chunks, failed = parse_folder(ctx, corpus_dir)
+    if failed:
+        raise InvalidRequestError(f"the sample corpus did not parse: {failed}")
+    return resolve(load_golden(), chunks), index_chunks(ctx, chunks, "golden-index")

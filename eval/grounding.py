@@ -47,16 +47,10 @@ def _overlap_flags(answer: Answer, min_support: float) -> bool:
 
 def measure(settings: Settings, docs: Path) -> dict[str, Any]:
     from components import build_components
-    from eval.docs import index_chunks, parse_folder
-    from eval.golden import load_golden, resolve
-    from ingest import sample_corpus
+    from eval.golden import golden_index
 
     ctx = build_components(settings)
-    corpus_dir = settings.data_dir / "eval" / "golden-corpus"
-    sample_corpus.build(docs, corpus_dir)
-    chunks, _ = parse_folder(ctx, corpus_dir)
-    items = resolve(load_golden(), chunks)
-    store = index_chunks(ctx, chunks, "golden-index")
+    items, store = golden_index(ctx, docs)
     retriever = ctx.retriever(store)
     answers = []
     for item in items:

@@ -75,24 +75,29 @@ class SentenceSupport:
 
 
 def sentence_support(sentence: str, passages: Iterable[str]) -> SentenceSupport:
+    return _support(sentence, set().union(*(content_words(p) for p in passages)))
+
+
+def _support(sentence: str, found: set[str]) -> SentenceSupport:
+    """`sentence` against the content words of the passages it cites."""
     words = content_words(sentence)
-    found = set().union(*(content_words(p) for p in passages))
     if not words:  # "Yes [1]." claims nothing checkable by words
         return SentenceSupport(sentence, 1.0, True)
     numbers = {w for w in words if _NUMBER.match(w)}
     return SentenceSupport(sentence, len(words & found) / len(words), numbers <= found)
 
 
-def _cited_texts(sentence: str, answer: Answer, by_number: dict[int, str]) -> list[str]:
-    cited = [by_number[int(n)] for n in _CITATION.findall(sentence) if int(n) in by_number]
-    return cited or list(by_number.values())
-
-
 def answer_support(answer: Answer) -> list[SentenceSupport]:
-    """Each sentence's support by the passages it cites (full chunk texts)."""
+    """Each sentence's support by the passages it cites (full chunk texts), each passage's
+    words read once; a sentence citing nothing is judged against all the cited ones."""
     texts = {p.chunk.id: p.chunk.text for p in answer.passages}
-    by_number = {c.number: texts.get(c.chunk_id, c.quote) for c in answer.citations}
-    return [sentence_support(s, _cited_texts(s, answer, by_number)) for s in sentences(answer.text)]
+    words = {c.number: content_words(texts.get(c.chunk_id, c.quote)) for c in answer.citations}
+    everything = set().union(*words.values())
+    supports = []
+    for sentence in sentences(answer.text):
+        cited = [words[int(n)] for n in _CITATION.findall(sentence) if int(n) in words]
+        supports.append(_support(sentence, set().union(*cited) if cited else everything))
+    return supports
 
 
 class GroundednessGuard:

@@ -105,6 +105,18 @@ _DIRECTIVE = (
     r"|remember|translate|rate|classify|state|give|list|reveal|the user)"
 )
 _SEND = r"\b(?:send|forward|e-?mail|post|upload|transmit|leak|exfiltrate|append|encode)"
+_SEND_NEEDLES = (
+    "send",
+    "forward",
+    "mail",
+    "post",
+    "upload",
+    "transmit",
+    "leak",
+    "exfiltrat",
+    "append",
+    "encode",
+)
 _START = r"(?:^|[.!?:;>)\]\"*-] )"  # the start of a passage, sentence, line or tag
 
 
@@ -517,18 +529,7 @@ RULES: tuple[Rule, ...] = (
         _SEND + r" (?:\S+ ){0,6}?(?:conversation|chat history|chat log|session cookie"
         r"|api keys?|system prompt|user'?s? (?:\S+ ){0,3}?(?:messages|questions|emails"
         r"|contacts|data|details|name|address|cookie))\b",
-        needles=(
-            "send",
-            "forward",
-            "mail",
-            "post",
-            "upload",
-            "transmit",
-            "leak",
-            "exfiltrat",
-            "append",
-            "encode",
-        ),
+        needles=_SEND_NEEDLES,
     ),
     # The same with objects a person also sends: a second signal is needed.
     _rule(
@@ -536,18 +537,7 @@ RULES: tuple[Rule, ...] = (
         0.35,
         _SEND + r" (?:\S+ ){0,5}?(?:history|transcript|cookies|passwords?|credentials"
         r"|access tokens?|secret keys?|previous (?:messages|questions))\b",
-        needles=(
-            "send",
-            "forward",
-            "mail",
-            "post",
-            "upload",
-            "transmit",
-            "leak",
-            "exfiltrat",
-            "append",
-            "encode",
-        ),
+        needles=_SEND_NEEDLES,
     ),
     # Exfiltration through a rendered image or link carrying data in its URL.
     _rule(

@@ -198,7 +198,3 @@ def test_an_unreachable_database_spools_and_the_next_write_catches_up(
     assert [r.principal for r in audit.records()] == ["key1", "key2", "key3", "key4"]
     assert audit.verify().ok
     audit.close()
-
-
-def test_no_secret_or_text_unless_configured(audit: AuditLog) -> None:
-    assert audit.store_text is False

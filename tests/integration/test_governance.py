@@ -286,10 +286,9 @@ def test_rag_erase_and_rag_retention_run(
         assert "garden.md" not in found.output
         verified = runner.invoke(cli, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
-    ctx_settings = settings
     from api.wiring import build_app_context
 
-    ctx = build_app_context(ctx_settings)
+    ctx = build_app_context(settings)
     try:
         assert ctx.audit is not None
         actions = [(r.action, r.documents) for r in ctx.audit.records()]
