@@ -5,7 +5,7 @@
 #   schemas       the rendered manifests against Kubernetes $K8S_VERSION (kubernetes-validate)
 #   checkov-k8s   the rendered manifests: zero failed checks (skips justified inline)
 #   tf-fmt        terraform fmt -check -recursive infra/terraform (no provider download)
-#   tf-parse      every .tf file parses (python-hcl2)
+#   tf-parse      every .tf file parses (bc-python-hcl2, checkov's fork of python-hcl2)
 #   checkov-tf    infra/terraform: zero failed checks (skips justified inline)
 #   compose       docker-compose -f infra/compose.yaml config -q (no engine needed)
 #   drift         tests/unit/test_infra_config.py: settings vs compose, k8s, terraform
