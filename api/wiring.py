@@ -203,9 +203,14 @@ class AppContext(Components):
                 jobs.max_attempts,
                 jobs.backoff_s,
                 heartbeat_timeout_s=jobs.heartbeat_timeout_s,
+                retry_window_s=jobs.retry_window_s,
             )
         return InProcessJobQueue(  # durable: a restart resumes unfinished jobs
-            handler, jobs.max_attempts, jobs.backoff_s, self.settings.data_dir / "jobs.sqlite3"
+            handler,
+            jobs.max_attempts,
+            jobs.backoff_s,
+            self.settings.data_dir / "jobs.sqlite3",
+            retry_window_s=jobs.retry_window_s,
         )
 
     def audited_job(self, job: IngestJob, progress: ProgressSink | None = None) -> JobStatus:

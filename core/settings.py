@@ -149,6 +149,13 @@ class JobSettings(BaseModel):
     namespace: str = "rag"
     max_attempts: int = Field(default=3, ge=1)
     backoff_s: float = Field(default=0.5, gt=0)
+    retry_window_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="A job that meets an outage (store, disk, model or Redis unavailable) "
+        "keeps retrying, with backoff capped at 30 s, until it had max_attempts and this "
+        "long has passed since its first failure; only then is it dead-lettered",
+    )
     heartbeat_timeout_s: float = Field(
         default=60.0,
         gt=0,

@@ -1,8 +1,11 @@
 """Background ingest jobs: the `JobQueue` port's adapters, in-process and Redis.
 
-A worker thread runs jobs one at a time. A job that raises a transient error (the store
-or a model being unavailable) is retried with exponential backoff and jitter; after
-`max_attempts` it is marked failed and kept in the dead-letter list with its reason.
+A worker thread runs jobs one at a time. A job that raises a transient error (the store,
+a model, the disk or the queue's own Redis being unavailable) is retried with exponential
+backoff and jitter, capped at MAX_BACKOFF_S; once it has had `max_attempts` and
+`retry_window_s` has passed since its first failure, it is marked failed and kept in the
+dead-letter list with its reason. An outage is measured in seconds, not attempts: three
+quick tries would dead-letter a job during a restart of the store that takes a minute.
 Per-file problems are not errors of the job: they end it as `partial`, with reasons.
 Jobs are idempotent (deterministic chunk ids, the manifest), so a retry never
 duplicates. Several API replicas need a shared queue: `RedisJobQueue` below is the
@@ -36,6 +39,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
     wait_random_exponential,
 )
@@ -74,10 +78,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: The longest wait between two tries of a job, in seconds.
+MAX_BACKOFF_S = 30.0
+
+
 def job_backoff(base_s: float) -> wait_base:
-    """The wait before retry n (from 1): uniform in [0.5, 1.5] x base_s x 2^(n-1), no cap;
-    tenacity's strategies summed: a fixed half plus full jitter over the other half."""
-    return wait_exponential(multiplier=base_s / 2) + wait_random_exponential(multiplier=base_s)
+    """The wait before retry n (from 1): uniform in [0.5, 1.5] x base_s x 2^(n-1) until
+    that reaches MAX_BACKOFF_S, then within [MAX_BACKOFF_S / 2, MAX_BACKOFF_S]; tenacity's
+    strategies summed: a fixed half plus full jitter over the other half."""
+    half = MAX_BACKOFF_S / 2
+    return wait_exponential(multiplier=base_s / 2, max=half) + wait_random_exponential(
+        multiplier=base_s, max=half
+    )
 
 
 #: Seconds between two progress writes of one job to its store (SQLite or Redis).
@@ -117,10 +129,12 @@ class InProcessJobQueue:
         backoff_s: float = 0.5,
         path: Path | None = None,
         ttl_s: float = 7 * 24 * 3600,
+        retry_window_s: float = 0.0,
     ) -> None:
         self._handler = handler
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
+        self._retry_window_s = retry_window_s
         self._jobs: queue.Queue[IngestJob | None] = queue.Queue()
         self._live: dict[str, JobStatus] = {}  # running jobs' latest progress
         self._lock = threading.Lock()
@@ -244,14 +258,15 @@ class InProcessJobQueue:
         )
 
     def _retrying(self, job: IngestJob, attempts_left: int) -> Retrying:
-        """Transient errors retried with `job_backoff`, up to `max_attempts` in all."""
+        """Transient errors retried with `job_backoff` until both `max_attempts` in all
+        and `retry_window_s` are spent."""
 
         def logged(state: RetryCallState) -> None:  # every transient failure, the last too
             error = state.outcome.exception() if state.outcome else None
             log.warning("job %s attempt %d failed: %s", job.id, state.attempt_number, error)
 
         return Retrying(
-            stop=stop_after_attempt(attempts_left),
+            stop=stop_after_attempt(attempts_left) & stop_after_delay(self._retry_window_s),
             wait=job_backoff(self._backoff_s),
             retry=retry_if_exception_type(TRANSIENT),
             after=logged,
@@ -393,10 +408,12 @@ class RedisJobQueue:
         backoff_s: float = 0.5,
         ttl_s: int = 7 * 24 * 3600,
         heartbeat_timeout_s: float = 60.0,
+        retry_window_s: float = 0.0,
     ) -> None:
         import dramatiq
         import redis
         from dramatiq.brokers.redis import RedisBroker
+        from dramatiq.middleware import CurrentMessage
 
         self._redis = redis.Redis.from_url(url)
         self._errors = (redis.RedisError, dramatiq.errors.DramatiqError)
@@ -409,6 +426,12 @@ class RedisJobQueue:
             # idle worker, on top of the heartbeat timeout; 10,000 makes it a few seconds.
             maintenance_chance=MAINTENANCE_CHANCE,
         )
+        # A job's first failure is kept in its message's options, which travel with its
+        # retries from worker to worker: the retry window is the job's, not a process's.
+        self._broker.add_middleware(CurrentMessage())
+        self._current = CurrentMessage.get_current_message
+        self._gave_up = threading.local()  # the verdict of `_run`, read by `_retry_when`
+        self._retry_window_s = retry_window_s
         self._prefix = namespace
         self._transition = self._redis.register_script(_TRANSITION)
         self._handler = handler
@@ -422,7 +445,7 @@ class RedisJobQueue:
             actor_name="ingest_job",
             queue_name=self.QUEUE,
             min_backoff=int(backoff_s * 1000),
-            max_backoff=int(backoff_s * 1000 * 2**max_attempts),
+            max_backoff=int(MAX_BACKOFF_S * 1000),
             retry_when=self._retry_when,
         )
 
@@ -440,26 +463,55 @@ class RedisJobQueue:
         )
 
     def _retry_when(self, retries: int, exc: BaseException) -> bool:
-        return isinstance(exc, TRANSIENT) and retries + 1 < self._max_attempts
+        """Dramatiq's question after a failed run, answered by that run (same thread)."""
+        return not getattr(self._gave_up, "value", True)
+
+    def _gives_up(self, exc: BaseException, attempt: int) -> bool:
+        """A bug ends the job; an outage (Redis itself included) ends it only once it had
+        `max_attempts` runs and `retry_window_s` has passed since its first failure."""
+        if not isinstance(exc, (*TRANSIENT, *self._errors)):
+            return True
+        message = self._current()
+        now = time.time()
+        first = message.options.setdefault("first_failure_at", now) if message else now
+        return attempt >= self._max_attempts and now - float(first) >= self._retry_window_s
 
     def _run(self, payload: dict[str, Any]) -> None:
+        self._gave_up.value = True  # a payload that does not parse is not retried
         job = _job_from_dict(payload)
-        attempt = int(cast(int, self._redis.hincrby(f"{self._prefix}:attempts", job.id, 1)))
-        self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
+        attempt = 0  # unknown while Redis is down: such a run is retried
         try:
+            attempt = int(cast(int, self._redis.hincrby(f"{self._prefix}:attempts", job.id, 1)))
+            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempts=attempt))
             result = self._handler(job, self._progress(job, attempt))
         except Exception as exc:  # recorded here, re-raised for Dramatiq's retry/dead-letter
-            final = not isinstance(exc, TRANSIENT) or attempt >= self._max_attempts
+            final = self._gives_up(exc, attempt)
             state = JobState.FAILED if final else JobState.QUEUED
-            self._set(
-                JobStatus(job.id, state, job.tenant, attempts=attempt, errors={"job": _reason(exc)})
-            )
-            if final:
-                self._redis.rpush(f"{self._prefix}:dead", job.id)
+            errors = {"job": _reason(exc)}
+            status = JobStatus(job.id, state, job.tenant, attempts=attempt, errors=errors)
+            self._gave_up.value = self._settle(status, dead=final) and final
             raise
         result.attempts = attempt
         result.tenant = job.tenant
-        self._set(result)
+        self._gave_up.value = False
+        if not self._settle(result):
+            raise QueueError(f"job {job.id} ran, but Redis never came back to record it")
+
+    def _settle(self, status: JobStatus, *, dead: bool = False) -> bool:
+        """Write a run's outcome (and its dead letter). Redis down: wait for it, up to the
+        retry window, since the retry Dramatiq sends next needs it too. False: never back."""
+        deadline = time.monotonic() + max(self._retry_window_s, MAX_BACKOFF_S)
+        while True:
+            try:
+                self._set(status)
+                if dead:
+                    self._redis.rpush(f"{self._prefix}:dead", status.id)
+                return True
+            except self._errors as exc:
+                if time.monotonic() > deadline:
+                    return False
+                log.warning("job %s: waiting for Redis to record its outcome: %s", status.id, exc)
+                time.sleep(1.0)
 
     def submit(self, job: IngestJob) -> str:
         try:
@@ -487,7 +539,8 @@ class RedisJobQueue:
 
     def _progress(self, job: IngestJob, attempt: int) -> ProgressSink:
         """Progress written at most every PROGRESS_INTERVAL_S: a big job must not turn
-        every embedding batch into a Redis write (the final status is always written)."""
+        every embedding batch into a Redis write (the final status is always written).
+        Progress is best effort: Redis going away mid-job does not stop the job."""
         last = [0.0]
 
         def report(progress: IngestProgress) -> None:
@@ -495,7 +548,11 @@ class RedisJobQueue:
             if now - last[0] < PROGRESS_INTERVAL_S:
                 return
             last[0] = now
-            self._set(JobStatus(job.id, JobState.RUNNING, job.tenant, attempt, progress=progress))
+            status = JobStatus(job.id, JobState.RUNNING, job.tenant, attempt, progress=progress)
+            try:
+                self._set(status)
+            except self._errors as exc:
+                log.warning("job %s: progress not written (Redis unavailable): %s", job.id, exc)
 
         return report
 

@@ -25,7 +25,7 @@ from tests.services import REDIS_URL, redis_namespace
 pytestmark = pytest.mark.integration
 
 Handler = Callable[[IngestJob, ProgressSink], JobStatus]
-QueueFactory = Callable[..., JobQueue]  # (handler, max_attempts=3, backoff_s=0.01)
+QueueFactory = Callable[..., JobQueue]  # (handler, max_attempts=3, backoff_s=0.01, window=0)
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -33,11 +33,20 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue
     with ExitStack() as closing:  # the queues first, then their Redis keys
         namespace = closing.enter_context(redis_namespace()) if request.param == "redis" else ""
 
-        def factory(handler: Handler, max_attempts: int = 3, backoff_s: float = 0.01) -> JobQueue:
+        def factory(
+            handler: Handler,
+            max_attempts: int = 3,
+            backoff_s: float = 0.01,
+            retry_window_s: float = 0.0,
+        ) -> JobQueue:
             queue: JobQueue
             if request.param == "in-process":
                 queue = InProcessJobQueue(
-                    handler, max_attempts, backoff_s, path=tmp_path / "jobs.sqlite3"
+                    handler,
+                    max_attempts,
+                    backoff_s,
+                    path=tmp_path / "jobs.sqlite3",
+                    retry_window_s=retry_window_s,
                 )
             else:
                 redis_queue = RedisJobQueue(
@@ -46,6 +55,7 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue
                     namespace=namespace,
                     max_attempts=max_attempts,
                     backoff_s=backoff_s,
+                    retry_window_s=retry_window_s,
                 )
                 redis_queue.start_worker()
                 queue = redis_queue
@@ -120,6 +130,40 @@ def test_a_job_that_keeps_failing_is_dead_lettered_with_its_reason(
     assert (status.state, status.attempts) == (JobState.FAILED, 2)
     assert status.errors["job"] == "StoreError: connection refused"
     assert queue.dead_letters() == ["outage"]
+
+
+def test_an_outage_longer_than_the_attempts_is_waited_out(make_queue: QueueFactory) -> None:
+    """Two attempts would dead-letter this job; the retry window keeps it alive until the
+    store is back (0.6 s of failures, a 5 s window)."""
+    back_at, attempts = time.monotonic() + 0.6, []
+
+    def restarting(job: IngestJob, progress: ProgressSink) -> JobStatus:
+        attempts.append(time.monotonic())
+        if time.monotonic() < back_at:
+            raise StoreError("Qdrant is restarting")
+        return JobStatus(job.id, JobState.SUCCEEDED, documents=1)
+
+    queue = make_queue(restarting, max_attempts=2, backoff_s=0.05, retry_window_s=5.0)
+    status = _wait(queue, queue.submit(IngestJob("outage", ())))
+    assert status.state is JobState.SUCCEEDED
+    assert status.attempts == len(attempts) > 2
+    assert queue.dead_letters() == []
+
+
+def test_the_retry_window_ends_in_a_dead_letter(make_queue: QueueFactory) -> None:
+    """Past max_attempts, the window decides: tries go on for it, then the job fails."""
+    attempts: list[float] = []
+
+    def down(job: IngestJob, progress: ProgressSink) -> JobStatus:
+        attempts.append(time.monotonic())
+        raise StoreError("connection refused")
+
+    queue = make_queue(down, max_attempts=1, backoff_s=0.05, retry_window_s=0.5)
+    status = _wait(queue, queue.submit(IngestJob("gone", ())))
+    assert status.state is JobState.FAILED
+    assert len(attempts) > 1
+    assert attempts[-1] - attempts[0] >= 0.5 - 0.05
+    assert queue.dead_letters() == ["gone"]
 
 
 @pytest.mark.parametrize(

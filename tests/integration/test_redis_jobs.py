@@ -119,3 +119,58 @@ def test_a_rag_worker_process_serves_jobs_submitted_elsewhere(
         worker.wait(timeout=60)
     assert (status.state, status.documents, status.chunks) == (JobState.SUCCEEDED, 1, 1)
     assert worker.returncode == 0
+
+
+def test_a_redis_restart_mid_job_loses_no_job_and_the_worker_goes_on(tmp_path: Path) -> None:
+    """A Redis of its own (append-only), SIGKILLed while a job writes its progress, then
+    restarted: the running job is retried and succeeds, and a job sent after the restart
+    is served by the same worker. Before the fix, the progress write raised a Redis error
+    that was no outage to the queue: the job was dead-lettered, its status stuck at
+    `running`."""
+    import shutil
+
+    from core.types import IngestProgress
+    from eval.faults.deps import RedisServer
+
+    if shutil.which("redis-server") is None:
+        _unavailable_binary()
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    started, release = threading.Event(), threading.Event()
+
+    def handler(job: IngestJob, progress: ProgressSink) -> JobStatus:
+        if job.id == "long" and not release.is_set():
+            started.set()
+            deadline = time.monotonic() + 20
+            while not release.is_set() and time.monotonic() < deadline:
+                progress(IngestProgress(files_total=1, chunks_total=10))
+                time.sleep(0.05)
+        return JobStatus(job.id, JobState.SUCCEEDED, documents=1)
+
+    queue = RedisJobQueue(
+        server.url, handler, namespace="restart", max_attempts=1, backoff_s=0.05,
+        retry_window_s=60.0,
+    )  # fmt: skip
+    try:
+        queue.start_worker()
+        queue.submit(IngestJob("long", ()))
+        assert started.wait(20)
+        server.kill()
+        time.sleep(1.0)  # progress writes fail meanwhile
+        release.set()
+        server.start()
+        queue.submit(IngestJob("after", ()))
+        statuses = _wait(queue, ["long", "after"], deadline_s=60)
+        assert [s.state for s in statuses] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+        assert queue.dead_letters() == []
+    finally:
+        queue.close()
+        server.stop()
+
+
+def _unavailable_binary() -> None:
+    import os
+
+    if os.environ.get("CI") == "true":
+        raise AssertionError("CI needs redis-server on PATH (Debian: redis-server)")
+    pytest.skip("redis-server is not on PATH; install it to run this test")
