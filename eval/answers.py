@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.offline import apply_offline_defaults
+from eval import eval_extra_missing
 
 LLM_JUDGED = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 
@@ -72,7 +73,10 @@ class RagasScorer:
 
     def __init__(self) -> None:
         apply_offline_defaults()
-        from ragas.metrics.collections import NonLLMStringSimilarity, RougeScore
+        try:
+            from ragas.metrics.collections import NonLLMStringSimilarity, RougeScore
+        except ImportError as exc:
+            raise eval_extra_missing(exc) from exc
 
         with warnings.catch_warnings():
             # The context metrics have no ragas.metrics.collections version in 0.4.3 yet.

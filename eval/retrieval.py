@@ -17,6 +17,7 @@ from typing import Any
 
 from core.ports import Embedder, SparseEncoder
 from core.types import Chunk, Element, ParsedDocument, SearchMode
+from eval import eval_extra_missing
 from eval.datasets import BeirDataset
 from eval.stats import percentiles
 from ingest.chunk import StructureChunker, content_hash, embedding_text
@@ -142,8 +143,11 @@ def evaluate(
     Chunks are mapped to their document (the first, best-ranked chunk counts), so
     chunked and whole-document indexes are scored on the same qrels.
     """
-    from ranx import Qrels, Run
-    from ranx import evaluate as ranx_evaluate
+    try:
+        from ranx import Qrels, Run
+        from ranx import evaluate as ranx_evaluate
+    except ImportError as exc:
+        raise eval_extra_missing(exc) from exc
 
     qrels = Qrels(dataset.qrels)
     results = []

@@ -14,7 +14,7 @@
 Where the engine cannot run (not root, no podman or debootstrap, no working OCI runtime)
 it says why and exits 0. Standard library only: it runs under the system python3.
 
-    python3 infra/docker/smoke.py [--compare-dev-tools]
+    python3 infra/docker/smoke.py [--compare-locks]
 
 The image stays in podman's store as localhost/rag-reference:smoke (its layers make the
 next build quick).
@@ -252,7 +252,7 @@ def pick_runtime(podman_default: Podman) -> Podman:
     )
 
 
-def build(podman: Podman, tag: str, dev_tools: str) -> None:
+def build(podman: Podman, tag: str, lock: str) -> None:
     """`podman build` of the Dockerfile on the local base, printing its steps."""
     uv_cache = Path(os.environ.get("UV_CACHE_DIR", Path.home() / ".cache" / "uv"))
     pip_cache = Path.home() / ".cache" / "pip"
@@ -269,7 +269,7 @@ def build(podman: Podman, tag: str, dev_tools: str) -> None:
         "--build-arg",
         f"BASE={BASE_IMAGE}",
         "--build-arg",
-        f"DEV_TOOLS={dev_tools}",
+        f"LOCK={lock}",
         "--build-arg",
         f"REVISION={git_revision()}",
         "--build-arg",
@@ -289,7 +289,7 @@ def build(podman: Podman, tag: str, dev_tools: str) -> None:
             "--build-arg",
             "SSL_CERT_FILE=/run/build-ca.crt",
         ]
-    log = CACHE / f"build-{dev_tools}.log"
+    log = CACHE / f"build-{Path(lock).stem}.log"
     CACHE.mkdir(parents=True, exist_ok=True)
     with (
         log.open("w") as out,
@@ -496,9 +496,9 @@ def smoke_run(podman: Podman, tag: str, timings: Timings) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--compare-dev-tools",
+        "--compare-locks",
         action="store_true",
-        help="also build with DEV_TOOLS=keep and print both sizes",
+        help="also build from requirements.lock (eval and dev extras) and print both sizes",
     )
     args = parser.parse_args(argv)
     timings = Timings()
@@ -512,13 +512,13 @@ def main(argv: list[str]) -> int:
     print(f"image-smoke: base {how}; OCI runtime {podman.runtime or 'podman default'}")
     sizes: dict[str, int] = {}
     try:
-        if args.compare_dev_tools:
-            with timings.step("podman build (DEV_TOOLS=keep)"):
-                build(podman, IMAGE + "-devtools", "keep")
-            sizes["with dev tools"] = image_size(podman, IMAGE + "-devtools")
-            podman("rmi", IMAGE + "-devtools", check=False)
+        if args.compare_locks:
+            with timings.step("podman build (requirements.lock)"):
+                build(podman, IMAGE + "-full", "requirements.lock")
+            sizes["from requirements.lock"] = image_size(podman, IMAGE + "-full")
+            podman("rmi", IMAGE + "-full", check=False)
         with timings.step("podman build"):
-            build(podman, IMAGE, "remove")
+            build(podman, IMAGE, "requirements-runtime.lock")
         sizes["image"] = image_size(podman, IMAGE)
         sizes["base"] = image_size(podman, BASE_IMAGE)
         seen = smoke_run(podman, IMAGE, timings)
