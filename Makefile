@@ -141,6 +141,16 @@ $(INFRA_STAMP): infra/requirements-check.txt
 infra-check: $(INFRA_STAMP) ## Validate k8s manifests, Terraform, compose and settings drift offline (reports/infra/)
 	bash infra/check.sh
 
+# The compose stack (infra/compose.yaml, infra/README.md): needs Docker Compose >= 2.20 and
+# a running engine; infra/compose/stack.sh says which is missing.
+.PHONY: up down
+
+up: ## Start the compose stack: credentials from infra/.env, ports on 127.0.0.1 [PROFILE=cluster: 3 Qdrant nodes]
+	bash infra/compose/stack.sh up $(PROFILE)
+
+down: ## Stop the compose stack; its volumes stay [ARGS=--volumes deletes them]
+	bash infra/compose/stack.sh down $(ARGS)
+
 lock: ## Re-resolve requirements.lock (all extras) and requirements-runtime.lock (the image's) from pyproject.toml
 	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==$(UV_VERSION); }
 	$(UV) pip compile pyproject.toml --extra eval --extra dev --python-version 3.11 --quiet -o requirements.lock
