@@ -7,7 +7,9 @@
 #   tf-fmt        terraform fmt -check -recursive infra/terraform (no provider download)
 #   tf-parse      every .tf file parses (bc-python-hcl2, checkov's fork of python-hcl2)
 #   checkov-tf    infra/terraform: zero failed checks (skips justified inline)
-#   compose       docker-compose -f infra/compose.yaml config -q (no engine needed)
+#   compose-spec  infra/compose.yaml against the Compose Specification's JSON schema
+#   compose-v1    docker-compose 1.29.2 config -q with infra/compose.env.example, and its
+#                 refusal without credentials (no engine needed; see the compose section)
 #   drift         tests/unit/test_infra_config.py: settings vs compose, k8s, terraform
 #
 # A tool that is not installed is skipped with the reason; under CI=true it must run, so
@@ -117,20 +119,75 @@ counts=$(grep -m1 'Passed checks' "$OUT/checkov-terraform.txt")
 if [ $rc = 0 ]; then record checkov-tf ok "$counts"; else cat "$OUT/checkov-terraform.txt"; record checkov-tf FAIL "$counts"; fi
 
 # --- Compose ---------------------------------------------------------------------------
+# infra/compose.yaml waits for the cluster profile's extra Qdrant nodes with
+# `depends_on: {qdrant-2: {required: false}}` (Compose 2.20), so that without the profile
+# nothing waits for them. Debian's docker-compose 1.29.2 predates that key and rejects the
+# file; it also ignores profiles when it validates (`config --services` lists every service,
+# with or without --profile). Hence two checks:
+#   compose-spec  the file against the Compose Specification's own JSON schema, vendored as
+#                 infra/compose/compose-spec.json (compose-spec/compose-spec, commit a08f8d5
+#                 of 2025-10-21, Apache-2.0), and what each profile starts;
+#   compose-v1    docker-compose 1.29.2 `config -q` on a copy without `required` (the one
+#                 key it lacks): compose's own interpolation and checks, with the example env
+#                 file; then with an empty one, where it must refuse (no default credentials).
+# What each profile waits for, the mounts, image pins and credentials are asserted by the
+# drift test (tests/unit/test_infra_config.py, below).
+rm -f "$OUT/compose-v1.yaml"
+if spec=$("$VENV/bin/python" - "$OUT/compose-v1.yaml" <<'EOF'
+import json, sys
+import jsonschema, yaml
+doc = yaml.safe_load(open("infra/compose.yaml"))
+schema = json.load(open("infra/compose/compose-spec.json"))
+errors = list(jsonschema.Draft7Validator(schema).iter_errors(doc))
+for error in errors:
+    where = "/".join(map(str, error.absolute_path))
+    print(f"{where}: {jsonschema.exceptions.best_match([error]).message[:300]}", file=sys.stderr)
+counts = []
+for profile in ("default", "cluster"):
+    on = [n for n, s in doc["services"].items() if not s.get("profiles") or profile in s["profiles"]]
+    counts.append(f"{profile} {len(on)} services")
+# The copy for docker-compose 1.29.2: the same file less depends_on.*.required.
+for service in doc["services"].values():
+    for wait in (service.get("depends_on") or {}).values():
+        wait.pop("required", None)
+with open(sys.argv[1], "w") as f:
+    yaml.safe_dump(doc, f, sort_keys=False)
+print(f"valid against the Compose Specification ({', '.join(counts)})")
+sys.exit(1 if errors else 0)
+EOF
+); then record compose-spec ok "$spec"; else record compose-spec FAIL "infra/compose.yaml does not match the schema (above)"; fi
+
 if ! command -v docker-compose >/dev/null 2>&1 && in_ci && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "docker-compose missing: installing Debian's package (log: $OUT/apt-docker-compose.log)"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; } \
     > "$OUT/apt-docker-compose.log" 2>&1 || echo "could not install docker-compose"
 fi
-if command -v docker-compose >/dev/null 2>&1; then
-  if docker-compose -f infra/compose.yaml config -q > "$OUT/compose.log" 2>&1; then
-    record compose ok "infra/compose.yaml valid ($(docker-compose -f infra/compose.yaml config --services | wc -l) services, docker-compose $(docker-compose version --short))"
-  else
-    cat "$OUT/compose.log"
-    record compose FAIL "infra/compose.yaml invalid (above)"
-  fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+  missing compose-v1 "docker-compose not installed (apt-get install docker-compose)"
+elif [ ! -s "$OUT/compose-v1.yaml" ]; then
+  record compose-v1 SKIP "no copy to check (compose-spec could not write one)"
 else
-  missing compose "docker-compose not installed (apt-get install docker-compose)"
+  # Relative paths (./compose/...) resolve against infra/, as for the real file. Only the
+  # env file named here counts: the shell's variables are dropped.
+  v1() { env -i PATH="$PATH" HOME="${HOME:-/root}" docker-compose -f "$OUT/compose-v1.yaml" --project-directory infra "$@"; }
+  if ! v1 --env-file infra/compose.env.example config -q > "$OUT/compose.log" 2>&1; then
+    cat "$OUT/compose.log"
+    record compose-v1 FAIL "invalid for docker-compose $(docker-compose version --short) (above)"
+  else
+    # Each credential of the example env file, left out in turn: compose must refuse, naming it.
+    credentials=$(grep -Eo '^[A-Z_]+' infra/compose.env.example)
+    defaulted=""
+    for name in $credentials; do
+      grep -v "^$name=" infra/compose.env.example > "$OUT/compose-without.env"
+      v1 --env-file "$OUT/compose-without.env" config -q > "$OUT/compose-without.log" 2>&1
+      grep -q "set $name in infra/.env" "$OUT/compose-without.log" || defaulted="$defaulted $name"
+    done
+    if [ -n "$defaulted" ]; then
+      record compose-v1 FAIL "starts without:$defaulted (a default where \${VAR:?...} belongs)"
+    else
+      record compose-v1 ok "docker-compose $(docker-compose version --short) config: valid with the example env file ($(v1 --env-file infra/compose.env.example config --services | wc -l) services: it applies no profile); refuses without any one of its $(echo $credentials | wc -w) credentials"
+    fi
+  fi
 fi
 
 # --- One source of truth ---------------------------------------------------------------
