@@ -33,6 +33,50 @@ class StoreSettings(BaseModel):
         "while the data folder's or the store's volume has less free space (Qdrant Edge "
         "would crash the process on a full volume); 0 turns the check off",
     )
+    # Index and cluster tuning (store/tuning.py; docs/adr/0025-production-topology.md).
+    # Creation-time settings are recorded with the collection; a collection made with other
+    # ones is reported at start-up (`on_drift`), never silently re-tuned.
+    hnsw_m: int = Field(default=16, ge=4, le=128, description="HNSW edges per node")
+    hnsw_ef_construct: int = Field(default=100, ge=4, description="HNSW build candidates")
+    hnsw_ef: int | None = Field(
+        default=128,
+        ge=1,
+        description="HNSW candidates at query time (recall vs latency); None = engine default",
+    )
+    hnsw_full_scan_threshold_kb: int = Field(
+        default=10_000,
+        ge=0,
+        description="Below this many KB of vectors a filtered search scans instead of HNSW",
+    )
+    quantization: Literal["none", "int8", "binary"] = Field(
+        default="none",
+        description="Compress dense vectors in RAM: int8 (4x) or binary (32x, needs rescore)",
+    )
+    quantization_always_ram: bool = True
+    quantization_rescore: bool = Field(
+        default=True, description="Re-rank quantized candidates by their full vectors"
+    )
+    quantization_oversampling: float = Field(
+        default=2.0, ge=1.0, description="Fetch limit x this from the quantized index, rescore"
+    )
+    on_disk_vectors: bool = Field(
+        default=False, description="Keep full vectors on disk (mmap); pair with quantization"
+    )
+    on_disk_payload: bool = True
+    tenant_index: bool = Field(
+        default=True,
+        description="Index `tenant` as Qdrant's tenant index (is_tenant): points stored by "
+        "tenant, so one tenant's filtered search reads only its own",
+    )
+    on_drift: Literal["warn", "error"] = Field(
+        default="warn",
+        description="A collection built with other index settings: log a warning naming the "
+        "differences and use it as built (warn), or refuse to start (error)",
+    )
+    # Cluster topology (backend=qdrant, applied when the collection is created).
+    shard_number: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    write_consistency_factor: int | None = Field(default=None, ge=1)
 
 
 class EmbeddingSettings(BaseModel):

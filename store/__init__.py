@@ -3,6 +3,8 @@
 - `store.edge.EdgeStore`: the embedded default, Qdrant Edge in-process, persistent on disk.
 - `store.remote.QdrantServerStore`: a Qdrant server or cluster through qdrant-client.
 - `store.catalog`: aliases, so a re-index can switch collections atomically.
+- `store.tuning`: HNSW, quantization and storage settings both adapters apply, and the
+  start-up report of a collection built with other ones.
 - `store.plan`: how a query becomes prefetches, fusion and MMR, written once; each adapter
   only translates it into its client's types.
 
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from core.ports import VectorStore
 from core.settings import StoreSettings
+from store.tuning import IndexTuning
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -40,10 +43,17 @@ def open_store(settings: StoreSettings, collection: str | None = None) -> Vector
     if settings.backend == "edge":
         from store.edge import EdgeStore
 
-        return EdgeStore(settings.path, name, settings.min_free_mb)
-    from store.remote import QdrantServerStore
+        return EdgeStore(
+            settings.path, name, settings.min_free_mb, IndexTuning.from_settings(settings)
+        )
+    from store.remote import ClusterTopology, QdrantServerStore
 
-    return QdrantServerStore(_client(settings), name)
+    return QdrantServerStore(
+        _client(settings),
+        name,
+        IndexTuning.from_settings(settings),
+        ClusterTopology.from_settings(settings),
+    )
 
 
 def open_catalog(settings: StoreSettings) -> AliasCatalog:

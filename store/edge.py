@@ -2,12 +2,17 @@
 
 One shard folder per collection under `store.path`; a small `schema.json` beside the
 segments records the dense vector size so a later start with another embedder fails
-fast instead of mixing vector spaces. See docs/adr/0001-embedded-vector-store.md.
+fast instead of mixing vector spaces, and the index settings it was built with, so a start
+with other ones reports them (`store.tuning`). See docs/adr/0001-embedded-vector-store.md.
+
+Edge builds HNSW (and quantized vectors) only when its optimizer runs: `optimize()`, also
+called by `close()`. Until then new points are searched exactly (docs/adr/0025).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +45,9 @@ from store.schema import (
     from_payload,
     to_payload,
 )
+from store.tuning import ENGINE_DEFAULTS, IndexTuning, differences, report_drift
+
+log = logging.getLogger(__name__)
 
 _SCHEMA_FILE = "schema.json"
 
@@ -90,26 +98,66 @@ def _edge_scoring(scoring: Scoring) -> Any:
             assert_never(scoring)
 
 
-def _edge_prefetch(stage: Stage, flt: qe.Filter | None) -> qe.Prefetch:
-    """A source stage as a prefetch; the filter applies where candidates are found."""
+def _edge_prefetch(
+    stage: Stage, flt: qe.Filter | None, params: qe.SearchParams | None
+) -> qe.Prefetch:
+    """A source stage as a prefetch; the filter and search params apply where candidates
+    are found."""
     return qe.Prefetch(
         limit=stage.limit,
         query=_edge_scoring(stage.scoring),
-        prefetches=[_edge_prefetch(source, flt) for source in stage.sources] or None,
+        prefetches=[_edge_prefetch(source, flt, params) for source in stage.sources] or None,
+        params=params if stage.searches else None,
         filter=flt if stage.searches else None,
     )
 
 
-def _edge_request(plan: QueryPlan) -> qe.QueryRequest:
+def _edge_request(plan: QueryPlan, params: qe.SearchParams | None = None) -> qe.QueryRequest:
     """The shared query plan in Qdrant Edge's types: the root stage is the request."""
     flt, root = _edge_filter(plan.filter), plan.root
     return qe.QueryRequest(
         limit=root.limit,
         query=_edge_scoring(root.scoring),
-        prefetches=[_edge_prefetch(source, flt) for source in root.sources] or None,
+        prefetches=[_edge_prefetch(source, flt, params) for source in root.sources] or None,
+        params=params if root.searches else None,
         filter=flt if root.searches else None,
         with_payload=True,
     )
+
+
+def _edge_quantization(
+    tuning: IndexTuning,
+) -> qe.ScalarQuantizationConfig | qe.BinaryQuantizationConfig | None:
+    if tuning.quantization == "int8":
+        return qe.ScalarQuantizationConfig(
+            qe.ScalarType.Int8, quantile=0.99, always_ram=tuning.quantization_always_ram
+        )
+    if tuning.quantization == "binary":
+        return qe.BinaryQuantizationConfig(always_ram=tuning.quantization_always_ram)
+    return None
+
+
+def edge_search_params(tuning: IndexTuning) -> qe.SearchParams | None:
+    """Query-time HNSW ef, and rescoring of quantized candidates by the full vectors."""
+    quantization = (
+        None
+        if tuning.quantization == "none"
+        else qe.QuantizationSearchParams(rescore=tuning.rescore, oversampling=tuning.oversampling)
+    )
+    if tuning.hnsw_ef is None and quantization is None:
+        return None
+    return qe.SearchParams(hnsw_ef=tuning.hnsw_ef, quantization=quantization)
+
+
+def _keyword_index(field: str, tuning: IndexTuning) -> qe.KeywordIndexParams:
+    """`tenant` is Qdrant's tenant index (points stored by tenant) unless turned off."""
+    return qe.KeywordIndexParams(
+        is_tenant=True if field == "tenant" and tuning.tenant_index else None
+    )
+
+
+def _is_tenant(params: object) -> bool:
+    return bool(getattr(params, "is_tenant", None))
 
 
 class EdgeStore:
@@ -119,20 +167,36 @@ class EdgeStore:
     engine writes through memory maps, and a full volume would kill the process (SIGBUS).
     """
 
-    def __init__(self, root: Path, collection: str, min_free_mb: float = 0.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        collection: str,
+        min_free_mb: float = 0.0,
+        tuning: IndexTuning | None = None,
+    ) -> None:
         self._path = Path(root) / collection
         self._collection = collection
         self._min_free_mb = min_free_mb
+        self._tuning = tuning or IndexTuning()
+        self._params = edge_search_params(self._tuning)
         self._shard: qe.EdgeShard | None = None
 
     @property
     def path(self) -> Path:
         return self._path
 
-    def _config(self, dim: int) -> qe.EdgeConfig:
+    def _config(self, dim: int, tuning: IndexTuning) -> qe.EdgeConfig:
+        dense = qe.EdgeVectorParams(
+            size=dim, distance=qe.Distance.Cosine, on_disk=tuning.on_disk_vectors
+        )
         return qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            vectors={DENSE: dense},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            on_disk_payload=tuning.on_disk_payload,
+            hnsw_config=qe.HnswIndexConfig(
+                tuning.hnsw_m, tuning.hnsw_ef_construct, tuning.full_scan_threshold_kb
+            ),
+            quantization_config=_edge_quantization(tuning),
         )
 
     def ensure_collection(self, dim: int) -> None:
@@ -143,23 +207,46 @@ class EdgeStore:
             if schema_path.exists():
                 schema = json.loads(schema_path.read_text())
                 check_dense(self._collection, int(schema["size"]), schema["distance"], dim)
-                self._shard = qe.EdgeShard.load(str(self._path), self._config(dim))
+                found = schema.get("index") or ENGINE_DEFAULTS  # built before it was recorded
+                report_drift(
+                    self._collection,
+                    differences(self._tuning.recorded(), found),
+                    self._tuning.on_drift,
+                )
+                # Opened as built: a changed config would make the optimizer re-tune it.
+                as_built = self._config(dim, self._tuning.as_built(found))
+                self._shard = qe.EdgeShard.load(str(self._path), as_built)
             else:
                 # A folder without schema.json is a create that died half-way: start over.
                 if self._path.exists():
                     shutil.rmtree(self._path)
                 require_free([self._path], self._min_free_mb)
                 self._path.mkdir(parents=True)
-                self._shard = qe.EdgeShard.create(str(self._path), self._config(dim))
-                schema_path.write_text(json.dumps({"size": dim, "distance": DISTANCE}))
-            for name in KEYWORD_FIELDS:  # idempotent: also upgrades shards made before
-                self._shard.update(
-                    qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
-                )
+                self._shard = qe.EdgeShard.create(str(self._path), self._config(dim, self._tuning))
+                schema = {"size": dim, "distance": DISTANCE, "index": self._tuning.recorded()}
+                schema_path.write_text(json.dumps(schema))
+            self._ensure_payload_indexes(self._shard)
         except (StoreError, StorageFullError):
             raise
         except Exception as exc:  # the engine's only exception type
             raise _engine_error("open", self._path, exc) from exc
+
+    def _ensure_payload_indexes(self, shard: qe.EdgeShard) -> None:
+        """Create the missing keyword indexes, and upgrade `tenant` to (or from) a tenant
+        index; indexes already as configured are left alone (a rebuild costs seconds at
+        100k points)."""
+        existing = shard.info().payload_schema
+        for name in KEYWORD_FIELDS:
+            wanted = _keyword_index(name, self._tuning)
+            info = existing.get(name)
+            if info is not None and _is_tenant(info.params) == bool(wanted.is_tenant):
+                continue
+            shard.update(qe.UpdateOperation.create_field_index(name, wanted))
+
+    def optimize(self) -> bool:
+        """Build HNSW graphs and quantized vectors for the points written since the last
+        run (Edge has no background optimizer); True when anything was rebuilt."""
+        return bool(self._run("optimize", lambda: self.shard.optimize()))
 
     @property
     def shard(self) -> qe.EdgeShard:
@@ -189,7 +276,7 @@ class EdgeStore:
         """Engine calls with its errors translated (bad values, I/O, a lost lock); writes
         only while the volume has room."""
         _ = self.shard  # not opened: say so, before the engine does
-        if action in ("upsert", "delete"):
+        if action in ("upsert", "delete", "optimize"):
             require_free([self._path], self._min_free_mb)
         try:
             return call()
@@ -197,7 +284,7 @@ class EdgeStore:
             raise _engine_error(action, self._path, exc) from exc
 
     def search(self, query: SearchQuery) -> list[ScoredChunk]:
-        request = _edge_request(plan_query(query))
+        request = _edge_request(plan_query(query), self._params)
         points = self._run("query", lambda: self.shard.query(request))
         return [ScoredChunk(from_payload(p.payload or {}), float(p.score)) for p in points]
 
@@ -229,7 +316,12 @@ class EdgeStore:
         self.shard.flush()
 
     def close(self) -> None:
+        """Index what was written (so the next open searches by HNSW), flush, release."""
         if self._shard is not None:
+            try:
+                self.optimize()
+            except (StoreError, StorageFullError) as exc:  # still flush and release
+                log.warning("%s: left unindexed at close: %s", self._collection, exc)
             self._shard.flush()
             self._shard.close()
             self._shard = None

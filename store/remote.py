@@ -1,19 +1,27 @@
 """A Qdrant server or cluster through qdrant-client (the production adapter).
 
 Tests run the same contract suite against `QdrantClient(":memory:")`, which speaks the
-client API a server speaks. Server-side, prefer `RAG_STORE__URL` pointing at a
-load-balanced cluster endpoint; the adapter itself holds no state beyond the client.
+client API a server speaks, and check the requests a real server would get at the HTTP
+boundary (tests/unit/test_store_tuning.py). Server-side, prefer `RAG_STORE__URL` pointing
+at a load-balanced cluster endpoint; the adapter itself holds no state beyond the client.
+
+A new collection is created with the cluster topology (`ClusterTopology`) and the index
+tuning (`store.tuning.IndexTuning`); an existing one is compared with both and its
+differences reported (`store.tuning.report_drift`). Payload indexes are created at every
+start when missing (the tenant field as Qdrant's tenant index).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, assert_never
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from core.errors import StoreError
+from core.settings import StoreSettings
 from core.types import Below, Filters, IndexedChunk, ScoredChunk, SearchQuery
 from store.plan import Dbsf, Mmr, NearestDense, NearestSparse, Rrf, Scoring, Stage, plan_query
 from store.schema import (
@@ -26,6 +34,7 @@ from store.schema import (
     from_payload,
     to_payload,
 )
+from store.tuning import IndexTuning, Setting, differences, report_drift
 
 #: What qdrant-client raises: HTTP errors, transport errors, and (local mode, bad values)
 #: ValueError/TypeError.
@@ -69,24 +78,116 @@ def _client_scoring(scoring: Scoring) -> tuple[Any, str | None]:
             assert_never(scoring)
 
 
-def _client_prefetch(stage: Stage, flt: models.Filter | None) -> models.Prefetch:
-    """A source stage as a prefetch; the filter applies where candidates are found."""
+def _client_prefetch(
+    stage: Stage, flt: models.Filter | None, params: models.SearchParams | None
+) -> models.Prefetch:
+    """A source stage as a prefetch; the filter and search params apply where candidates
+    are found."""
     query, using = _client_scoring(stage.scoring)
     return models.Prefetch(
         query=query,
         using=using,
-        prefetch=[_client_prefetch(source, flt) for source in stage.sources] or None,
+        prefetch=[_client_prefetch(source, flt, params) for source in stage.sources] or None,
         filter=flt if stage.searches else None,
+        params=params if stage.searches else None,
         limit=stage.limit,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTopology:
+    """How a collection spreads over a cluster; None leaves the server's default (1, 1, 1)."""
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> ClusterTopology:
+        return cls(
+            settings.shard_number, settings.replication_factor, settings.write_consistency_factor
+        )
+
+    def recorded(self) -> dict[str, Setting]:
+        """The values configured (the others are the server's to choose)."""
+        values: dict[str, Setting] = {
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def _client_quantization(tuning: IndexTuning) -> models.QuantizationConfig | None:
+    if tuning.quantization == "int8":
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8,
+                quantile=0.99,
+                always_ram=tuning.quantization_always_ram,
+            )
+        )
+    if tuning.quantization == "binary":
+        return models.BinaryQuantization(
+            binary=models.BinaryQuantizationConfig(always_ram=tuning.quantization_always_ram)
+        )
+    return None
+
+
+def client_search_params(tuning: IndexTuning) -> models.SearchParams | None:
+    """Query-time HNSW ef, and rescoring of quantized candidates by the full vectors."""
+    quantization = (
+        None
+        if tuning.quantization == "none"
+        else models.QuantizationSearchParams(
+            rescore=tuning.rescore, oversampling=tuning.oversampling
+        )
+    )
+    if tuning.hnsw_ef is None and quantization is None:
+        return None
+    return models.SearchParams(hnsw_ef=tuning.hnsw_ef, quantization=quantization)
+
+
+def _quantization_name(config: object) -> str:
+    if isinstance(config, models.ScalarQuantization):
+        return "int8"
+    if isinstance(config, models.BinaryQuantization):
+        return "binary"
+    if isinstance(config, models.ProductQuantization):
+        return "product"
+    return "none"
+
+
+def _found_settings(info: models.CollectionInfo, dense: models.VectorParams) -> dict[str, Setting]:
+    """What an existing collection was built with, in `IndexTuning.recorded()`'s terms."""
+    config = info.config
+    found: dict[str, Setting] = {
+        "hnsw_m": config.hnsw_config.m,
+        "hnsw_ef_construct": config.hnsw_config.ef_construct,
+        "quantization": _quantization_name(dense.quantization_config or config.quantization_config),
+        "on_disk_vectors": bool(dense.on_disk),
+        "shard_number": config.params.shard_number,
+        "replication_factor": config.params.replication_factor,
+        "write_consistency_factor": config.params.write_consistency_factor,
+    }
+    return {k: v for k, v in found.items() if v is not None}
 
 
 class QdrantServerStore:
     """`VectorStore` on a Qdrant collection reached through qdrant-client."""
 
-    def __init__(self, client: QdrantClient, collection: str) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str,
+        tuning: IndexTuning | None = None,
+        topology: ClusterTopology | None = None,
+    ) -> None:
         self._client = client
         self._collection = collection
+        self._tuning = tuning or IndexTuning()
+        self._topology = topology or ClusterTopology()
+        self._params = client_search_params(self._tuning)
 
     def ensure_collection(self, dim: int) -> None:
         try:
@@ -98,24 +199,56 @@ class QdrantServerStore:
                     check_dense(self._collection, 0, "missing", dim)
                     return
                 check_dense(self._collection, params.size, params.distance.value, dim)
-                return
-            self._client.create_collection(
-                self._collection,
-                vectors_config={
-                    DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)
-                },
-                sparse_vectors_config={
-                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                },
-            )
-            for name in KEYWORD_FIELDS:
-                self._client.create_payload_index(
-                    self._collection, name, models.PayloadSchemaType.KEYWORD
+                configured = {**self._tuning.recorded(), **self._topology.recorded()}
+                found = _found_settings(info, params)
+                report_drift(
+                    self._collection, differences(configured, found), self._tuning.on_drift
                 )
+                self._ensure_payload_indexes(info.payload_schema)
+                return
+            self._create(dim)
+            self._ensure_payload_indexes({})
         except _CLIENT_ERRORS as exc:
             raise StoreError(
                 f"Qdrant server refused collection {self._collection!r}: {exc}"
             ) from exc
+
+    def _create(self, dim: int) -> None:
+        tuning, topology = self._tuning, self._topology
+        self._client.create_collection(
+            self._collection,
+            vectors_config={
+                DENSE: models.VectorParams(
+                    size=dim, distance=models.Distance.COSINE, on_disk=tuning.on_disk_vectors
+                )
+            },
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            shard_number=topology.shard_number,
+            replication_factor=topology.replication_factor,
+            write_consistency_factor=topology.write_consistency_factor,
+            on_disk_payload=tuning.on_disk_payload,
+            hnsw_config=models.HnswConfigDiff(
+                m=tuning.hnsw_m,
+                ef_construct=tuning.hnsw_ef_construct,
+                full_scan_threshold=tuning.full_scan_threshold_kb,
+            ),
+            quantization_config=_client_quantization(tuning),
+        )
+
+    def _ensure_payload_indexes(self, existing: dict[str, models.PayloadIndexInfo]) -> None:
+        """Create the missing keyword indexes; `tenant` as Qdrant's tenant index (its
+        points stored together, so one tenant's search reads only its own)."""
+        for name in KEYWORD_FIELDS:
+            tenant = name == "tenant" and self._tuning.tenant_index
+            info = existing.get(name)
+            if info is not None and bool(getattr(info.params, "is_tenant", None)) == tenant:
+                continue
+            schema: models.PayloadSchemaType | models.KeywordIndexParams = (
+                models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+                if tenant
+                else models.PayloadSchemaType.KEYWORD
+            )
+            self._client.create_payload_index(self._collection, name, schema, wait=True)
 
     def upsert(self, points: Sequence[IndexedChunk]) -> None:
         if not points:
@@ -145,10 +278,12 @@ class QdrantServerStore:
         try:
             response = self._client.query_points(
                 self._collection,
-                prefetch=[_client_prefetch(source, flt) for source in root.sources] or None,
+                prefetch=[_client_prefetch(source, flt, self._params) for source in root.sources]
+                or None,
                 query=scoring,
                 using=using,
                 query_filter=flt if root.searches else None,
+                search_params=self._params if root.searches else None,
                 limit=root.limit,
                 with_payload=True,
             )

@@ -24,6 +24,7 @@ from ingest.chunk import chunk_id, content_hash
 from ingest.embed import Bm25Encoder
 from store.edge import EdgeStore
 from store.remote import QdrantServerStore
+from store.tuning import IndexTuning
 from tests.fakes import HashEmbedder
 
 DIM = 32
@@ -46,7 +47,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         if request.param == "qdrant-edge":
             store = EdgeStore(tmp_path / "edge", "contract")
         else:
-            store = QdrantServerStore(client, "contract")
+            # Local mode searches exactly and warns about search params: none are sent.
+            store = QdrantServerStore(client, "contract", IndexTuning(hnsw_ef=None))
         opened.append(store)
         return store
 
