@@ -107,7 +107,7 @@ def wait_jobs(
     that is not done by the deadline is returned as it is (the caller decides)."""
     end, last = time.monotonic() + deadline_s, {}
     pending = list(job_ids)
-    while pending and time.monotonic() < end:
+    while pending:  # asked at least once, even with deadline_s=0
         for job_id in list(pending):
             try:
                 response = client.get(f"/v1/jobs/{job_id}", headers=headers, timeout=10)
@@ -118,6 +118,7 @@ def wait_jobs(
             last[job_id] = response.json()
             if last[job_id]["state"] not in ("queued", "running"):
                 pending.remove(job_id)
-        if pending:
-            time.sleep(0.25)
+        if not pending or time.monotonic() >= end:
+            break
+        time.sleep(0.25)
     return last

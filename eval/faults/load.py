@@ -1,5 +1,9 @@
 """Bounded concurrent load on the API: one thread asks, one searches, one uploads.
 
+The uploader is closed-loop: it sends its next file once the job of the last one ended
+(or `JOB_WAIT_S` passed). An open-loop uploader outran the single job worker whenever a
+fault slowed it, and the suite then measured its own backlog instead of the fault.
+
 Every response is tallied under the fault row that was running when it was sent: its
 status class (`2xx`, `4xx`, `503`, `5xx`, or `conn` when no HTTP answer came back, as
 while the API restarts), and for answers the rung that made them. A 5xx other than 503,
@@ -18,10 +22,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from eval.faults.api import upload
+from eval.faults.api import upload, wait_jobs
 
 #: Pause between two calls of a client: bounded load that leaves the 2 cores to ingest.
 THINK_S = 0.25
+#: The longest the uploader waits for its last job before it sends the next file.
+JOB_WAIT_S = 30.0
 
 QUESTIONS = (
     "What does hybrid retrieval combine?",
@@ -141,6 +147,8 @@ class Load:
 
         self._call(row, "upload", send)
         if holder and holder[0].status_code == 202:
+            job_id = holder[0].json()["job_id"]
             with self._lock:
-                self.tallies[row].accepted[holder[0].json()["job_id"]] = [name]
+                self.tallies[row].accepted[job_id] = [name]
+            wait_jobs(client, [job_id], deadline_s=JOB_WAIT_S)  # untallied: not the load
         self._stop.wait(self._upload_every_s)
