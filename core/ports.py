@@ -150,14 +150,23 @@ class ChatModel(Protocol):
 
 @runtime_checkable
 class AnswerCache(Protocol):
-    """Answers to earlier questions, found by meaning, scoped by who may read them.
+    """Answers to earlier questions, found as exact repeats or by meaning, scoped by who
+    may read them.
 
-    Entries are matched on the question's embedding, so the embedding is part of the key,
-    not a hint: the caller passes it (`vector`, from the same query embedder as retrieval,
+    `repeat` finds the same question (up to case and spacing) without an embedding: the
+    caller asks it first and embeds only on a miss. By meaning, entries are matched on the
+    question's embedding, so the embedding is part of the key, not a hint: the caller
+    passes it (`vector`, from the same query embedder as retrieval,
     computed once per request) to `lookup` and, after a miss, to `put`; the service also
     retrieves with it. Entries are scoped by `context` (tenant and groups) and `corpus`
     (the index version), and die when a document they cite changes (`invalidate`).
     """
+
+    def repeat(
+        self, question: str, context: RequestContext, corpus: str, *, allow_stale: bool = False
+    ) -> Answer | None:
+        """The answer of this very question in scope, or None; nothing is embedded."""
+        ...
 
     def lookup(
         self,

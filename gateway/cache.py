@@ -1,4 +1,12 @@
-"""The semantic answer cache: a question close enough to an answered one gets its answer.
+"""The answer cache: a question asked before, or close enough to one, gets its answer.
+
+Two tiers over one collection, both scoped alike (docs/adr/0027-cache-and-memory-at-size.md):
+
+- exact repeat (`repeat`): the same question up to case, spacing, Unicode width and a
+  trailing question mark. Each entry's `source` is its key (`answer-cache/<id>`, the id a
+  hash of scope, corpus and normalised question); the lookup is a filter on that indexed
+  field plus scope and corpus, so it needs no embedding and costs well under a millisecond;
+- by meaning (`lookup`): the nearest cached question in scope, above `threshold`.
 
 Entries live in a collection of the vector store (the same engine as the documents):
 the question's dense embedding, and as payload the answer, its citations, the model that
@@ -27,6 +35,7 @@ import dataclasses
 import json
 import logging
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,11 +73,29 @@ _NAMESPACE = uuid.UUID("6f1b9a52-3c1e-4d7a-9b8e-2a0c5d4e7f11")
 
 def scope_of(context: RequestContext) -> str:
     """Tenant and access groups: who may see an answer built from what they can read."""
-    return f"{context.tenant}|{','.join(sorted(set(context.access_groups)))}"
+    return _scope(context.tenant, context.access_groups)
 
 
-def _normal(question: str) -> str:
-    return " ".join(question.lower().split())
+def _scope(tenant: str, access_groups: Iterable[str]) -> str:
+    return f"{tenant}|{','.join(sorted(set(access_groups)))}"
+
+
+def normal_question(question: str) -> str:
+    """The exact tier's key text: NFKC, case-folded, runs of whitespace made one space,
+    trailing question marks and spaces dropped. Nothing that changes which question it
+    is (words, digits, inner punctuation: "C++" is not "C") is touched."""
+    folded = " ".join(unicodedata.normalize("NFKC", question).casefold().split())
+    return folded.rstrip("? ")
+
+
+def entry_source(entry_id: str) -> str:
+    """The `source` of an entry's point: its exact-tier key (an indexed field)."""
+    return f"{SOURCE}/{entry_id}"
+
+
+def entry_id(scope: str, corpus: str, question: str) -> str:
+    """The id of the entry for `question` in `scope` on `corpus` (`normal_question`)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{scope}\n{corpus}\n{normal_question(question)}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +153,26 @@ class CachedAnswer:
 
     @property
     def id(self) -> str:
-        """One entry per scope, corpus and question (up to case and spacing): a second
-        `put` of the same question replaces the first."""
-        return str(uuid.uuid5(_NAMESPACE, f"{self.scope}\n{self.corpus}\n{_normal(self.question)}"))
+        """One entry per scope, corpus and normalised question: a second `put` of the same
+        question replaces the first, and the exact tier finds it by this id."""
+        return entry_id(self.scope, self.corpus, self.question)
 
-    def answer(self, question: str, similarity: float, stale: bool) -> Answer:
+    def belongs(self, scope: str, corpus: str) -> bool:
+        """Whether this entry may answer in `scope` on `corpus`: its scope field and the
+        tenant and groups stored beside it must all say so."""
+        return (
+            self.scope == scope == _scope(self.tenant, self.access_groups) and self.corpus == corpus
+        )
+
+    def answer(self, question: str, similarity: float | None, stale: bool) -> Answer:
         """The cached answer served for `question`, labelled as a (stale) cache hit with
-        the cost it saved."""
+        the cost it saved; `similarity` None: an exact repeat."""
         rung = Rung.STALE_CACHE if stale else Rung.CACHE
+        how = "exact repeat" if similarity is None else f"similarity {similarity:.3f}"
         provenance = Provenance(
             rung=rung,
             model=self.model,
-            route=f"{rung} hit, similarity {similarity:.3f}",
+            route=f"{rung} hit, {how}",
             usage=self.usage,
             saved_usd=self.cost_usd,
             prompt=self.prompt,
@@ -154,10 +189,11 @@ class CachedAnswer:
 
 
 def to_point(entry: CachedAnswer, vector: QueryVector) -> IndexedChunk:
-    """The stored point of an entry: the question as a chunk of `SOURCE`, filter fields
-    (`scope`, `corpus`, `cited_sources`) in its metadata, the answer as JSON beside them
-    (citations are nested; the payload holds flat values). Earlier versions wrote the same
-    layout, so their entries stay readable."""
+    """The stored point of an entry: the question as a chunk whose source is the entry's
+    exact-tier key (`entry_source`), filter fields (`scope`, `corpus`, `cited_sources`) in
+    its metadata, the answer as JSON beside them (citations are nested; the payload holds
+    flat values). Entries written before the exact tier (source `SOURCE`) stay readable
+    by meaning."""
     answer = {
         "text": entry.text,
         "found": entry.found,
@@ -171,7 +207,7 @@ def to_point(entry: CachedAnswer, vector: QueryVector) -> IndexedChunk:
     }
     chunk = Chunk(
         id=entry.id,
-        source=SOURCE,
+        source=entry_source(entry.id),
         text=entry.question,
         title="",
         section="",
@@ -220,7 +256,8 @@ def from_point(chunk: Chunk) -> CachedAnswer:
 
 
 class SemanticCache:
-    """`AnswerCache` on a collection of the vector store (the same engine as documents)."""
+    """`AnswerCache` on a collection of the vector store (the same engine as documents):
+    exact repeats first (`repeat`), then by meaning (`lookup`)."""
 
     def __init__(
         self,
@@ -238,6 +275,9 @@ class SemanticCache:
         self._ledger = ledger
         self._clock = clock
         store.ensure_collection(embedder.dim)
+        # The exact tier's query vector: any unit vector; its filter matches one point at
+        # most, so the engine reads that point from the payload index and scores nothing.
+        self._probe = QueryVector([1.0] + [0.0] * (embedder.dim - 1))
 
     @property
     def threshold(self) -> float:
@@ -246,6 +286,47 @@ class SemanticCache:
     def embed(self, question: str) -> QueryVector:
         """The question's key: its query embedding (what the service computes once)."""
         return QueryVector(self._embedder.embed_query(question))
+
+    def repeat(
+        self, question: str, context: RequestContext, corpus: str, *, allow_stale: bool = False
+    ) -> Answer | None:
+        """The cached answer of this very question in scope (`normal_question`), or None:
+        one indexed filter, before anything is embedded. Hits are counted and metered like
+        `lookup`'s; a miss is not counted (the lookup by meaning that follows counts it)."""
+        start = time.perf_counter()
+        scope = scope_of(context)
+        key = entry_id(scope, corpus, question)
+        with stage(Stage.CACHE):
+            hits = self._store.search(
+                SearchQuery(
+                    dense=self._probe,
+                    sparse=_NO_SPARSE,
+                    limit=1,
+                    mode=SearchMode.DENSE,
+                    filters={
+                        "source": entry_source(key),
+                        "meta.scope": scope,
+                        "meta.corpus": corpus,
+                    },
+                )
+            )
+        for hit in hits:
+            entry = from_point(hit.chunk)
+            # The key hashes scope and corpus, the filter names them, and the entry says
+            # them again: neither a hash collision nor a forged point crosses a scope.
+            if not entry.belongs(scope, corpus) or normal_question(
+                entry.question
+            ) != normal_question(question):
+                log.warning("answer-cache entry %s does not match its key; ignored", key)
+                return None
+            stale = self._clock() - entry.created_at > self._ttl_s
+            if stale and not allow_stale:
+                return None
+            answer = entry.answer(question, None, stale)
+            self._meter(answer, context, (time.perf_counter() - start) * 1000)
+            count_cache(CacheResult.STALE if stale else CacheResult.HIT)
+            return answer
+        return None
 
     def lookup(
         self,
@@ -259,6 +340,7 @@ class SemanticCache:
         """The cached answer of the closest question in scope, or None; `vector` is the
         question's embedding, computed here when left out."""
         start = time.perf_counter()
+        scope = scope_of(context)
         with stage(Stage.CACHE):
             hits = self._store.search(
                 SearchQuery(
@@ -266,7 +348,7 @@ class SemanticCache:
                     sparse=_NO_SPARSE,
                     limit=5,
                     mode=SearchMode.DENSE,
-                    filters={"meta.scope": scope_of(context), "meta.corpus": corpus},
+                    filters={"meta.scope": scope, "meta.corpus": corpus},
                 )
             )
         now = self._clock()
@@ -274,6 +356,9 @@ class SemanticCache:
             if hit.score < self._threshold:
                 break
             entry = from_point(hit.chunk)
+            if not entry.belongs(scope, corpus):  # the filter said so; the entry must too
+                log.warning("answer-cache entry %s is out of its scope; ignored", hit.chunk.id)
+                continue
             stale = now - entry.created_at > self._ttl_s
             if stale and not allow_stale:
                 continue
@@ -309,14 +394,15 @@ class SemanticCache:
     def purge_before(self, moment: datetime) -> int:
         """Drop the entries made before `moment` (retention); how many. The cache's clock
         is wall time (`time.time`), as `created_at` records it."""
-        old: Filters = {"source": SOURCE, "meta.created_at": Below(moment.timestamp())}
+        old: Filters = {"meta.created_at": Below(moment.timestamp())}
         found = self._store.count(old)
         if found:
             self._store.delete(old)
         return found
 
     def count(self) -> int:
-        return self._store.count({"source": SOURCE})
+        """Entries in the collection (it holds nothing else)."""
+        return self._store.count()
 
     def close(self) -> None:
         self._store.close()

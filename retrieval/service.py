@@ -127,8 +127,7 @@ class RagService:
         filters = check_filters(filters)
         cleaned = normalize_query(question)
         start = time.perf_counter()
-        vector = self._embed(cleaned)
-        cached = self._cached(cleaned, context, vector)
+        cached, vector = self._cached(cleaned, context)
         if cached is not None:
             _count(cached)
             return dataclasses.replace(cached, timings_ms={"cache": elapsed_ms(start)})
@@ -155,8 +154,7 @@ class RagService:
         context = context or RequestContext()
         filters = check_filters(filters)
         cleaned = normalize_query(question)
-        vector = self._embed(cleaned)
-        cached = self._cached(cleaned, context, vector)
+        cached, vector = self._cached(cleaned, context)
         retrieval = (
             self._retrieve(cleaned, top_k, filters, context, vector) if cached is None else cached
         )
@@ -194,16 +192,30 @@ class RagService:
         return QueryVector(self._retriever.embed_query(question))
 
     def _cached(
-        self, question: str, context: RequestContext, vector: QueryVector | None
-    ) -> Answer | None:
-        if self._cache is None or vector is None:
-            return None
+        self, question: str, context: RequestContext
+    ) -> tuple[Answer | None, QueryVector | None]:
+        """A cached answer (an exact repeat before anything is embedded, then by meaning),
+        and the question's embedding when one was computed: retrieval and `put` reuse it.
+        A broken cache must not break answering: its errors count as misses."""
+        if self._cache is None:
+            return None, None
         try:
-            return self._cache.lookup(question, context, self._corpus, vector=vector)
-        except StoreError as exc:  # a broken cache must not break answering
+            repeat = self._cache.repeat(question, context, self._corpus)
+        except StoreError as exc:
             count_cache(CacheResult.ERROR)
             log.warning("answer cache lookup failed: %s", exc)
-            return None
+            repeat = None
+        if repeat is not None:
+            return repeat, None
+        vector = self._embed(question)
+        if vector is None:
+            return None, None
+        try:
+            return self._cache.lookup(question, context, self._corpus, vector=vector), vector
+        except StoreError as exc:
+            count_cache(CacheResult.ERROR)
+            log.warning("answer cache lookup failed: %s", exc)
+            return None, vector
 
     def _retrieve(
         self,

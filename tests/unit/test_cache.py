@@ -1,4 +1,5 @@
-"""The semantic cache on the real embedded engine: threshold, scope, TTL, invalidation."""
+"""The answer cache on the real embedded engine: exact repeats and by meaning; threshold,
+scope, TTL, invalidation."""
 
 from __future__ import annotations
 
@@ -19,7 +20,17 @@ from core.types import (
     Usage,
     document_key,
 )
-from gateway.cache import SOURCE, CachedAnswer, SemanticCache, from_point, to_point
+from gateway.cache import (
+    SOURCE,
+    CachedAnswer,
+    SemanticCache,
+    entry_id,
+    entry_source,
+    from_point,
+    normal_question,
+    scope_of,
+    to_point,
+)
 from gateway.ledger import SqlLedger
 from store.edge import EdgeStore
 from tests.fakes import GroundedLlm, HashEmbedder
@@ -188,7 +199,7 @@ def test_an_entry_maps_to_its_stored_point_and_back() -> None:
     assert entry.cited_sources == ("acme/a.md", "acme/b.md")
     point = to_point(entry, QueryVector([0.6, 0.8]))
     assert list(point.dense) == [0.6, 0.8]
-    assert (point.chunk.source, point.chunk.tenant) == (SOURCE, "acme")
+    assert (point.chunk.source, point.chunk.tenant) == (entry_source(entry.id), "acme")
     assert point.chunk.access_groups == ("hr", "eng")
     assert from_point(point.chunk) == entry
 
@@ -260,7 +271,7 @@ def test_a_put_with_the_lookups_vector_does_not_embed_again(tmp_path: Path) -> N
     cache.close()
 
 
-def test_a_request_embeds_its_question_once_whether_it_misses_and_caches_or_hits(
+def test_a_request_embeds_its_question_once_on_a_miss_or_a_hit_by_meaning_never_on_a_repeat(
     tmp_path: Path,
 ) -> None:
     from core.settings import RetrievalSettings, SparseSettings
@@ -277,9 +288,110 @@ def test_a_request_embeds_its_question_once_whether_it_misses_and_caches_or_hits
     assert first.provenance is not None
     assert first.provenance.rung is Rung.LLM
     assert (embedder.queries, cache.count()) == (1, 1)
-    again = service.ask(Q)
+    again = service.ask(f"  {Q.upper()}?")  # an exact repeat: answered before embedding
     assert again.provenance is not None
-    assert again.provenance.rung is Rung.CACHE
+    assert again.provenance.route == "cache hit, exact repeat"
+    assert embedder.queries == 1
+    close = service.ask(f"{Q} please")  # HashEmbedder: close enough by meaning, not a repeat
+    assert close.provenance is not None
+    assert close.provenance.rung is Rung.CACHE
+    assert close.provenance.route.startswith("cache hit, similarity")
     assert embedder.queries == 2
     cache.close()
     docs.close()
+
+
+# The exact-repeat tier.
+
+
+def test_a_repeated_question_hits_without_an_embedding(parts: Parts) -> None:
+    cache, _, ledger = parts
+    context = RequestContext(tenant="acme")
+    cache.put(Q, context, "v1", _answer(Q, "ids.md"))
+    hit = cache.repeat("  How are chunk IDs made in the ingest   pipeline?", context, "v1")
+    assert hit is not None
+    assert hit.provenance is not None
+    assert (hit.provenance.rung, hit.provenance.route) == (Rung.CACHE, "cache hit, exact repeat")
+    assert ledger.report()[0].cache_hits == 1
+    assert cache.repeat("how are chunk ids made in the pipeline", context, "v1") is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "same"),
+    [
+        ("How are chunk IDs made?", True),
+        ("ｈｏｗ are chunk ids made ? ", True),  # full-width letters: NFKC
+        ("How are chunk ids made!", False),
+        ("How are chunk-ids made", False),
+        ("How are chunk ids not made", False),
+    ],
+)
+def test_normalisation_keeps_what_changes_the_question(asked: str, same: bool) -> None:
+    assert (normal_question(asked) == normal_question("how are chunk ids made")) is same
+    assert normal_question("What is C++?") != normal_question("What is C?")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        RequestContext(tenant="globex"),
+        RequestContext(tenant="globex", access_groups=("eng",)),
+        RequestContext(tenant="acme"),
+        RequestContext(tenant="acme", access_groups=("hr",)),
+        RequestContext(tenant="acme", access_groups=("eng", "hr")),
+    ],
+)
+def test_an_exact_repeat_never_crosses_tenants_or_access_groups(
+    parts: Parts, other: RequestContext
+) -> None:
+    """Attack: the very same question from another tenant or another set of groups."""
+    cache, _, _ = parts
+    owner = RequestContext(tenant="acme", access_groups=("eng",))
+    cache.put(Q, owner, "v1", _answer(Q, "secret.md"))
+    assert cache.repeat(Q, other, "v1") is None
+    assert cache.repeat(Q, owner, "v2") is None  # another corpus version
+    assert cache.repeat(Q, owner, "v1") is not None
+
+
+def test_a_forged_point_under_another_scopes_key_is_not_served(tmp_path: Path) -> None:
+    """Attack: a point stored under globex's key for Q but holding acme's entry (a hash
+    collision, or a write that bypassed `put`) never reaches globex, nor acme."""
+    store = EdgeStore(tmp_path / "store", "cache")
+    cache = SemanticCache(store, HashEmbedder(64), threshold=0.9, ttl_s=60)
+    acme, globex = RequestContext(tenant="acme"), RequestContext(tenant="globex")
+    entry = CachedAnswer.of(Q, acme, "v1", _answer(Q, "secret.md"), now=1e12)
+    point = to_point(entry, QueryVector(HashEmbedder(64).embed_query(Q)))
+    key = entry_id(scope_of(globex), "v1", Q)
+    forged = point.chunk.__class__(
+        **{**{f: getattr(point.chunk, f) for f in point.chunk.__dataclass_fields__}},
+    )
+    object.__setattr__(forged, "source", entry_source(key))
+    object.__setattr__(forged, "metadata", {**forged.metadata, "scope": scope_of(globex)})
+    store.upsert([point.__class__(forged, point.dense, point.sparse)])
+    assert cache.repeat(Q, globex, "v1") is None  # the entry's tenant is acme: refused
+    assert cache.repeat(Q, acme, "v1") is None  # acme's key names no point
+    cache.close()
+
+
+def test_an_expired_repeat_misses_but_serves_as_the_stale_last_rung(parts: Parts) -> None:
+    cache, clock, _ = parts
+    cache.put(Q, RequestContext(), "v1", _answer(Q, "a.md"))
+    clock.now += 61
+    assert cache.repeat(Q, RequestContext(), "v1") is None
+    stale = cache.repeat(Q, RequestContext(), "v1", allow_stale=True)
+    assert stale is not None
+    assert stale.provenance is not None
+    assert stale.provenance.rung is Rung.STALE_CACHE
+
+
+def test_invalidation_and_retention_reach_the_exact_tier(parts: Parts) -> None:
+    from datetime import UTC, datetime
+
+    cache, clock, _ = parts
+    cache.put(Q, RequestContext(), "v1", _answer(Q, "ids.md"))
+    cache.invalidate([document_key("default", "ids.md")])
+    assert cache.repeat(Q, RequestContext(), "v1") is None
+    cache.put(Q, RequestContext(), "v1", _answer(Q, "ids.md"))
+    assert cache.count() == 1
+    assert cache.purge_before(datetime.fromtimestamp(clock.now + 1, UTC)) == 1
+    assert cache.repeat(Q, RequestContext(), "v1") is None
