@@ -395,6 +395,20 @@ class RetentionSettings(BaseModel):
     interval_h: float | None = Field(default=None, gt=0)
 
 
+class AgentSettings(BaseModel):
+    """The agentic mode (retrieval/agentic.py): its bounds per question."""
+
+    max_steps: int = Field(
+        default=8, ge=3, description="Route, plan, research and synthesis steps per question"
+    )
+    max_sub_questions: int = Field(default=4, ge=1, le=16)
+    max_tokens: int = Field(default=8000, ge=1, description="Model tokens per question")
+    max_wall_s: float = Field(default=30.0, gt=0, description="Seconds per question")
+    max_cost_usd: float = Field(default=0.05, ge=0, description="Model cost per question")
+    sub_top_k: int = Field(default=5, ge=1, le=50, description="Passages per sub-question")
+    parallel: int = Field(default=2, ge=1, le=16, description="Sub-questions researched at once")
+
+
 class Settings(BaseSettings):
     """Root settings; build it with `get_settings()`, never at import time."""
 
@@ -430,6 +444,7 @@ class Settings(BaseSettings):
     governance: GovernanceSettings = GovernanceSettings()
     audit: AuditSettings = AuditSettings()
     retention: RetentionSettings = RetentionSettings()
+    agent: AgentSettings = AgentSettings()
 
     @model_validator(mode="after")
     def _server_needs_url(self) -> Settings:

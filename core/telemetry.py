@@ -59,6 +59,8 @@ class Stage(StrEnum):
     CACHE = "cache"  # the semantic answer cache lookup
     GENERATE = "generate"  # the answer, whichever rung gives it
     MODEL = "model"  # one model call of the gateway's chain, retries included
+    PLAN = "plan"  # the agentic mode's decomposition of a question
+    AGENT = "agent"  # one sub-question of the agentic mode, answered
 
 
 class CacheResult(StrEnum):

@@ -1,0 +1,378 @@
+"""Agentic answers for questions one retrieval cannot answer (docs/adr/0028-agentic-mode.md).
+
+A comparison ("how do A and B differ"), a question in two parts, or "what changed between
+1 and 2" needs passages that one query rarely ranks together. The agentic mode plans
+sub-questions, answers each with the same `RagService.ask` the single-shot path uses
+(retrieval scoped to the caller's tenant and groups, the gateway's routing, fallback,
+budgets and ledger, the groundedness guard), in parallel, and synthesises one answer whose
+citations point at the passages each sub-answer used.
+
+- `Router`: per question, single-shot or agentic, with the reason (rules; the caller can
+  force either mode).
+- `RulePlanner`: the offline decomposer (splits on the question's own structure).
+- `Orchestrator`: the LangGraph graph plan -> research (waves of parallel sub-questions)
+  -> synthesise, bounded by `AgentSettings`: steps, tokens, wall time and cost per
+  question. A bound that stops it leaves the best grounded partial answer, and says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from core.settings import AgentSettings
+from core.telemetry import Stage, stage
+from core.types import Answer, Citation, Filters, Provenance, RequestContext, ScoredChunk, Usage
+
+Mode = Literal["auto", "single", "agentic"]
+Bound = Literal["max_steps", "max_tokens", "max_wall_s", "max_cost_usd"]
+
+# --- routing ---------------------------------------------------------------------------
+
+_COMPARISON = re.compile(
+    r"\b(compare|comparison|differ|difference|differences|versus|vs\.?|contrast|"
+    r"what changed|changes? between|both|similarit(?:y|ies))\b",
+    re.IGNORECASE,
+)
+#: "A, and B?" / "A; B" / two question marks: a question in parts.
+_PARTS = re.compile(r"\?\s+\S|;\s*\S|,\s+and\s+(?:also\s+)?(?=\w+\b)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which mode answers a question, and why (the response's provenance carries it)."""
+
+    mode: Literal["single", "agentic"]
+    reason: str
+    forced: bool = False
+
+
+class Router:
+    """Rules: a comparison, or a question in several parts, goes to the agentic mode;
+    everything else is single-shot, which is cheaper and as good for one-hop questions."""
+
+    def route(self, question: str, requested: Mode = "auto") -> Route:
+        if requested != "auto":
+            return Route(requested, f"mode={requested} requested by the caller", forced=True)
+        if match := _COMPARISON.search(question):
+            return Route("agentic", f"comparison ({match.group(0).lower()!r})")
+        if _PARTS.search(question.strip().rstrip("?")):
+            return Route("agentic", "a question in several parts")
+        return Route("single", "one question: one retrieval")
+
+
+# --- planning --------------------------------------------------------------------------
+
+_SPLIT = re.compile(r"\?\s+|;\s*|,\s+and\s+(?:also\s+)?|\s+and\s+also\s+", re.IGNORECASE)
+_BETWEEN = re.compile(
+    r"^(?P<head>.*?)\b(?:between|of)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)(?P<tail>\s*\??)$",
+    re.IGNORECASE,
+)
+_HOW_DIFFER = re.compile(
+    r"^(?:how|in what ways?)\s+(?:do|does|did|are|is)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+"
+    r"(?P<verb>differ|compare|contrast)\b.*$",
+    re.IGNORECASE,
+)
+
+
+class RulePlanner:
+    """Sub-questions from the question's own structure, offline:
+
+    - parts: "Who founded X? When did Y open" / "A; B" / "A, and B" -> each part;
+    - a comparison: "How do A and B differ?" / "the difference between A and B" ->
+      "What is A?" and "What is B?" (each retrieved on its own), plus the question itself;
+    - otherwise the question alone (the orchestrator then answers it single-shot)."""
+
+    def plan(self, question: str, limit: int) -> list[str]:
+        text = " ".join(question.split())
+        parts = [p.strip(" ,;?") for p in _SPLIT.split(text)]
+        parts = [_as_question(p) for p in parts if len(p.split()) >= 2]
+        if len(parts) >= 2:
+            return _unique(parts)[:limit]
+        if match := _HOW_DIFFER.match(text):
+            subs = [f"What is {match['a']}?", f"What is {match['b']}?", text]
+            return _unique(subs)[:limit]
+        if _COMPARISON.search(text) and (match := _BETWEEN.match(text)):
+            subs = [f"What is {match['a']}?", f"What is {match['b'].rstrip('?')}?", text]
+            return _unique(subs)[:limit]
+        return [text]
+
+
+def _as_question(part: str) -> str:
+    part = part[0].upper() + part[1:] if part else part
+    return part if part.endswith("?") else part + "?"
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    return [i for i in items if not (i.lower() in seen or seen.add(i.lower()))]  # type: ignore[func-returns-value]
+
+
+# --- the graph -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a run, streamed as an event and kept in the result."""
+
+    kind: Literal["route", "plan", "research", "synthesize", "stop"]
+    detail: str
+    ms: float = 0.0
+    passages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubAnswer:
+    question: str
+    answer: Answer
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswer:
+    """The final answer, how it was routed, the plan and steps, and the bound that
+    stopped the run early (None: it finished)."""
+
+    answer: Answer
+    route: Route
+    sub_questions: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
+    stopped_by: Bound | None = None
+
+
+class _State(TypedDict, total=False):
+    question: str
+    subs: list[str]
+    next: int  # the index of the next sub-question to research
+    done: Annotated[list[tuple[int, SubAnswer]], operator.add]
+    steps: Annotated[list[Step], operator.add]
+    stopped_by: Bound | None
+
+
+Ask = Callable[[str, int | None, Filters | None, RequestContext], Answer]
+
+
+class Orchestrator:
+    """Single-shot or agentic answers through one `ask` (RagService.ask in the app)."""
+
+    def __init__(
+        self,
+        ask: Ask,
+        settings: AgentSettings,
+        planner: RulePlanner | None = None,
+        router: Router | None = None,
+        audit: Callable[[str, dict[str, object]], None] | None = None,
+    ) -> None:
+        self._ask = ask
+        self._settings = settings
+        self._planner = planner or RulePlanner()
+        self._router = router or Router()
+        self._audit = audit or (lambda action, detail: None)
+        self._graph = self._build()
+
+    def ask(
+        self,
+        question: str,
+        mode: Mode = "auto",
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        context: RequestContext | None = None,
+        on_step: Callable[[Step], None] | None = None,
+    ) -> AgentAnswer:
+        context = context or RequestContext()
+        route = self._router.route(question, mode)
+        routed = Step("route", f"{route.mode}: {route.reason}")
+        emit = on_step or (lambda step: None)
+        emit(routed)
+        if route.mode == "single":
+            answer = self._ask(question, top_k, filters, context)
+            return AgentAnswer(answer, route, (question,), (routed,))
+        run = _Run(self, question, filters, context, emit)
+        state = self._graph.invoke(
+            {"question": question, "next": 0, "done": [], "steps": [], "stopped_by": None},
+            config={"configurable": {"run": run}, "recursion_limit": 4 * self._settings.max_steps},
+        )
+        subs: list[str] = state["subs"]
+        found = [sub for _, sub in sorted(state["done"], key=lambda pair: pair[0])]
+        answer = synthesize(question, found)
+        stopped: Bound | None = state["stopped_by"]
+        steps = (routed, *state["steps"], Step("synthesize", f"{len(found)} sub-answers"))
+        if stopped is not None:
+            steps = (*steps, Step("stop", f"{stopped} reached: a partial answer"))
+        emit(steps[-1])
+        return AgentAnswer(answer, route, tuple(subs), steps, stopped)
+
+    # --- nodes ---------------------------------------------------------------------------
+
+    def _build(self) -> Any:
+
+        def plan(state: _State, config: RunnableConfig) -> dict[str, Any]:
+            run: _Run = config["configurable"]["run"]
+            with stage(Stage.PLAN):
+                start = time.perf_counter()
+                limit = min(self._settings.max_sub_questions, self._settings.max_steps - 2)
+                subs = self._planner.plan(state["question"], max(limit, 1))
+            step = Step("plan", " | ".join(subs), _ms(start))
+            run.emit(step)
+            self._audit("agent.plan", {"sub_questions": len(subs)})
+            return {"subs": subs, "steps": [step]}
+
+        def dispatch(state: _State, config: RunnableConfig) -> dict[str, Any]:
+            """Between waves: a bound reached stops the run before the next wave."""
+            run: _Run = config["configurable"]["run"]
+            stopped = state.get("stopped_by") or run.bound_reached(len(state["steps"]))
+            return {"stopped_by": stopped}
+
+        def wave(state: _State, config: RunnableConfig) -> list[Any] | str:
+            if state.get("stopped_by") or state["next"] >= len(state["subs"]):
+                return "done"
+            first = state["next"]
+            last = min(first + self._settings.parallel, len(state["subs"]))
+            return [
+                Send("research", {"index": i, "sub": state["subs"][i]}) for i in range(first, last)
+            ]
+
+        def research(job: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            run: _Run = config["configurable"]["run"]
+            start = time.perf_counter()
+            with stage(Stage.AGENT, **{"rag.sub_question": job["index"]}):
+                answer = self._ask(job["sub"], self._settings.sub_top_k, run.filters, run.context)
+            run.spend(answer)
+            step = Step("research", job["sub"], _ms(start), len(answer.passages))
+            run.emit(step)
+            self._audit(
+                "agent.research",
+                {
+                    "sub_question": job["index"],
+                    "found": answer.found,
+                    "passages": len(answer.passages),
+                },
+            )
+            return {"done": [(job["index"], SubAnswer(job["sub"], answer))], "steps": [step]}
+
+        def advance(state: _State) -> dict[str, Any]:
+            return {"next": min(state["next"] + self._settings.parallel, len(state["subs"]))}
+
+        graph = StateGraph(_State)
+        graph.add_node("plan", plan)
+        graph.add_node("dispatch", dispatch)
+        graph.add_node("research", research)  # type: ignore[arg-type]  # takes a Send payload
+        graph.add_node("advance", advance)
+        graph.add_edge(START, "plan")
+        graph.add_edge("plan", "dispatch")
+        graph.add_conditional_edges("dispatch", wave, ["research", "done"])
+        graph.add_node("done", lambda state: {})
+        graph.add_edge("research", "advance")
+        graph.add_edge("advance", "dispatch")
+        graph.add_edge("done", END)
+        return graph.compile()
+
+
+class _Run:
+    """One question's budget: steps, tokens, wall time and cost, as spent so far."""
+
+    def __init__(
+        self,
+        owner: Orchestrator,
+        question: str,
+        filters: Filters | None,
+        context: RequestContext,
+        emit: Callable[[Step], None],
+    ) -> None:
+        self.question = question
+        self.filters = filters
+        self.context = context
+        self.emit = emit
+        self._settings = owner._settings
+        self._started = time.monotonic()
+        self.tokens = 0
+        self.cost_usd = 0.0
+
+    def spend(self, answer: Answer) -> None:
+        if answer.provenance is not None:
+            usage = answer.provenance.usage
+            self.tokens += usage.input_tokens + usage.output_tokens
+            self.cost_usd += answer.provenance.cost_usd
+
+    def bound_reached(self, steps: int) -> Bound | None:
+        settings = self._settings
+        if steps + 2 > settings.max_steps:  # room for one more research and the synthesis
+            return "max_steps"
+        if self.tokens >= settings.max_tokens:
+            return "max_tokens"
+        if self.cost_usd >= settings.max_cost_usd:
+            return "max_cost_usd"
+        if time.monotonic() - self._started >= settings.max_wall_s:
+            return "max_wall_s"
+        return None
+
+
+def synthesize(question: str, subs: Sequence[SubAnswer]) -> Answer:
+    """One answer from the sub-answers: each found sub-answer's text in plan order, its
+    [n] markers renumbered onto one citation list, so every citation still names the
+    passage that sub-answer used. No sub-answer found: "I don't know"."""
+    found = [sub for sub in subs if sub.answer.found]
+    passages = _passages(sub.answer.passages for sub in subs)
+    provenance = _provenance([sub.answer for sub in subs])
+    if not found:
+        generator = subs[0].answer.generator if subs else "agentic"
+        return Answer.not_found(question, generator, passages, provenance)
+    texts: list[str] = []
+    citations: list[Citation] = []
+    for sub in found:
+        offset = len(citations)
+        mapping = {c.number: c.number + offset for c in sub.answer.citations}
+        texts.append(_renumber(sub.answer.text, mapping))
+        citations += [
+            dataclasses.replace(c, number=mapping[c.number]) for c in sub.answer.citations
+        ]
+    return Answer(
+        question,
+        "\n\n".join(texts),
+        tuple(citations),
+        found=True,
+        generator=found[0].answer.generator,
+        passages=passages,
+        provenance=provenance,
+    )
+
+
+def _renumber(text: str, mapping: dict[int, int]) -> str:
+    return re.sub(r"\[(\d+)\]", lambda m: f"[{mapping.get(int(m[1]), int(m[1]))}]", text)
+
+
+def _passages(groups: Any) -> tuple[ScoredChunk, ...]:
+    seen: set[str] = set()
+    out: list[ScoredChunk] = []
+    for group in groups:
+        for hit in group:
+            if hit.chunk.id not in seen:
+                seen.add(hit.chunk.id)
+                out.append(hit)
+    return tuple(out)
+
+
+def _provenance(answers: Sequence[Answer]) -> Provenance | None:
+    made = [a.provenance for a in answers if a.provenance is not None]
+    if not made:
+        return None
+    usage = Usage(sum(p.usage.input_tokens for p in made), sum(p.usage.output_tokens for p in made))
+    return dataclasses.replace(
+        made[0],
+        usage=usage,
+        cost_usd=sum(p.cost_usd for p in made),
+        saved_usd=sum(p.saved_usd for p in made),
+        attempts=tuple(a for p in made for a in p.attempts),
+    )
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
