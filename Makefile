@@ -171,8 +171,8 @@ bench-store: setup ## Latency of the embedded engine vs qdrant-client local mode
 bench-tenancy: setup ## What tenant scoping costs: in-engine filter vs none vs post-filter (POINTS=20000)
 	$(PY) -m eval.bench_tenancy --points $(or $(POINTS),20000) $(if $(OUT),--out $(OUT))
 
-bench-cache: setup ## Semantic cache: 10k entries, hit latency, false hits, cost saved [OUT=f.json]
-	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))
+bench-cache: setup ## Answer cache: exact-repeat and semantic hit latency, false hits, cost saved [ENTRIES=10000] [OUT=f.json]
+	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(ENTRIES),--entries $(ENTRIES)) $(if $(OUT),--out $(OUT))
 
 bench-load: setup ## The API under locust at 1/5/20 clients, search and ask, vs in-process [DURATION=20] [OUT=f.json]
 	$(PY) -m eval.bench_load $(if $(DURATION),--seconds $(DURATION)) $(if $(OUT),--out $(OUT))
