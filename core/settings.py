@@ -86,6 +86,12 @@ class EmbeddingSettings(BaseModel):
     models_dir: Path = Path(".models")
     batch_size: int = Field(default=32, ge=1)
     threads: int | None = None
+    cpu_mem_arena: bool = Field(
+        default=False,
+        description="ONNX Runtime's CPU memory arena: it keeps the largest batch's buffers "
+        "for ever (~450 MB at batch 32 x 256 tokens); off, they are freed after each batch "
+        "(docs/adr/0027)",
+    )
     allow_download: bool = False
     query_batching: bool = Field(
         default=True,

@@ -10,14 +10,14 @@ Three runs over the same corpus, in one process, so the ratios hold on any machi
    `QdrantVectorStore.from_documents` (in-memory qdrant-client) with the same model.
 
 Prints and writes JSON: chunks, seconds, chunks_per_s, embed_only_chunks_per_s, ratio,
-langchain_chunks_per_s, docs_per_s for both pipelines, peak_rss_mb (of runs 1-2, read
-before run 3).
+langchain_chunks_per_s, docs_per_s for both pipelines, peak_rss_mb: the peak resident
+memory of runs 1-2 summed over this process and its children, sampled in a thread
+(`eval.bench_memory.TreeMemory`; run 3 is left out, it is LangChain's memory).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 from core.offline import apply_offline_defaults
 from core.settings import get_settings
 from core.types import Element, ParsedDocument
+from eval.bench_memory import TreeMemory
 from eval.datasets import load_corpus
 from eval.report import emit_json
 from ingest.chunk import StructureChunker, embedding_text
@@ -85,29 +86,29 @@ def main() -> None:
     ]
     embedder.embed_documents(warm[:batch])
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = EdgeStore(Path(tmp), "bench")
-        indexer = Indexer(embedder, Bm25Encoder(settings.sparse), store, batch)
-        writer = StreamingWriter(indexer)
-        start = time.perf_counter()
-        all_chunks = []
-        for doc in docs:
-            chunks = chunker.chunk(
-                ParsedDocument(doc.id, doc.title, (Element(doc.text, "NarrativeText"),), "")
-            )
-            all_chunks += chunks
-            writer.add(doc.id, chunks)
-        writer.close()
-        seconds = time.perf_counter() - start
-        stored = store.count()
-        store.close()
+    with TreeMemory() as memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = EdgeStore(Path(tmp), "bench")
+            indexer = Indexer(embedder, Bm25Encoder(settings.sparse), store, batch)
+            writer = StreamingWriter(indexer)
+            start = time.perf_counter()
+            all_chunks = []
+            for doc in docs:
+                chunks = chunker.chunk(
+                    ParsedDocument(doc.id, doc.title, (Element(doc.text, "NarrativeText"),), "")
+                )
+                all_chunks += chunks
+                writer.add(doc.id, chunks)
+            writer.close()
+            seconds = time.perf_counter() - start
+            stored = store.count()
+            store.close()
 
-    texts = [embedding_text(c) for c in all_chunks]
-    start = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        embedder.embed_documents(texts[i : i + batch])
-    embed_only = time.perf_counter() - start
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        texts = [embedding_text(c) for c in all_chunks]
+        start = time.perf_counter()
+        for i in range(0, len(texts), batch):
+            embedder.embed_documents(texts[i : i + batch])
+        embed_only = time.perf_counter() - start
 
     lc_chunks, lc_seconds = _langchain_run(
         docs, embedder, settings.ingest.chunk_size, settings.ingest.chunk_overlap
@@ -128,7 +129,7 @@ def main() -> None:
         # per second compares the two pipelines on the same input.
         "docs_per_s": round(len(docs) / seconds, 2),
         "langchain_docs_per_s": round(len(docs) / lc_seconds, 2),
-        "peak_rss_mb": round(peak_rss_mb, 1),
+        "peak_rss_mb": round(memory.peak_mb, 1),
         "config": {
             "embedding_model": embedder.name,
             "batch_size": batch,

@@ -79,7 +79,10 @@ class FastEmbedder:
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         self._batch_size = settings.batch_size
-        kwargs: dict[str, Any] = {"threads": settings.threads}
+        kwargs: dict[str, Any] = {
+            "threads": settings.threads,
+            "enable_cpu_mem_arena": settings.cpu_mem_arena,
+        }
         if settings.model in LOCAL_MODELS:
             if not is_assembled(settings.models_dir, settings.model):
                 raise ModelUnavailableError(
