@@ -22,7 +22,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api import docs, errors, health, mcp_server, observability, openai_compat, playground
 from api.audit import AuditTrail
-from api.deps import Context, OpenStream, answer_stream, count_tokens, generation
+from api.deps import (
+    Context,
+    OpenAgentStream,
+    OpenStream,
+    agent_stream,
+    answer_stream,
+    count_tokens,
+    generation,
+)
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -99,9 +107,16 @@ def _ask_context(who: Principal, body: AskRequest) -> RequestContext:
 
 async def _answer_stream(
     body: AskRequest, who: Reader, context: Context
-) -> AsyncIterator[OpenStream]:
-    """The stream, opened before the response starts (`api.deps.answer_stream`)."""
+) -> AsyncIterator[OpenStream | OpenAgentStream]:
+    """The stream, opened before the response starts (`api.deps.answer_stream`, or
+    `agent_stream` when the question goes to the agentic mode)."""
     scope = _ask_context(who, body)
+    if context.agent.route(body.question, body.mode).mode == "agentic":
+        async with agent_stream(
+            context, who, body.question, body.mode, body.top_k, body.filters, scope
+        ) as agentic:
+            yield agentic
+        return
     service = context.service
     async with answer_stream(
         context, who, service, body.question, body.top_k, body.filters, scope
@@ -109,7 +124,7 @@ async def _answer_stream(
         yield stream
 
 
-AnswerStream = Annotated[OpenStream, Depends(_answer_stream)]
+AnswerStream = Annotated[OpenStream | OpenAgentStream, Depends(_answer_stream)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -212,12 +227,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def ask(body: AskRequest, who: Reader, context: Context) -> AskResponse:
         """A grounded answer with citations, from the documents you may read."""
         scope = _ask_context(who, body)
+        agent = context.agent
         async with generation(context, who):
-            answer = await run_in_threadpool(
-                context.service.ask, body.question, body.top_k, body.filters, scope
+            result = await run_in_threadpool(
+                agent.ask, body.question, body.mode, body.top_k, body.filters, scope
             )
-        await count_tokens(context, who, answer)
-        return AskResponse.of(answer)
+        await count_tokens(context, who, result.answer)
+        return AskResponse.of(result.answer, result)
 
     @app.post(
         "/v1/ask/stream",
@@ -226,18 +242,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     async def ask_stream(
-        stream: AnswerStream, who: Reader, context: Context
+        body: AskRequest, stream: AnswerStream, who: Reader, context: Context
     ) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events: `token` events (`{"text"}`) while the model writes, then
         one `answer` event (the AskResponse JSON), or an `error` event (problem JSON) when
-        the stream dies after it started. Fallback happens before the first token."""
+        the stream dies after it started. Fallback happens before the first token. In the
+        agentic mode, `step` events (route, plan, each sub-question, synthesis) come first.
+        """
+        from retrieval.agentic import AgentAnswer
+
+        route = context.agent.route(body.question, body.mode)
         try:
             event = stream.first
             while event is not None:
-                if event.answer is not None:
+                if isinstance(event, AgentAnswer):
                     await count_tokens(context, who, event.answer)
-                    answer = AskResponse.of(event.answer).model_dump_json()
+                    answer = AskResponse.of(event.answer, event).model_dump_json()
                     yield ServerSentEvent(event="answer", raw_data=answer)
+                elif event.answer is not None:
+                    await count_tokens(context, who, event.answer)
+                    answer = AskResponse.of(event.answer, route=route).model_dump_json()
+                    yield ServerSentEvent(event="answer", raw_data=answer)
+                elif event.kind == "step":
+                    yield ServerSentEvent(event="step", raw_data=event.text)
                 else:
                     yield ServerSentEvent(event="token", data={"text": event.text})
                 event = await run_in_threadpool(next, stream.events, None)

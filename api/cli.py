@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -38,6 +39,7 @@ from eval.cli import app as eval_app
 if TYPE_CHECKING:
     from api.wiring import AppContext
     from governance.audit import AuditLog
+    from retrieval.agentic import AgentAnswer, Step
 
 app = typer.Typer(
     help="RAG reference template: ingest documents, search, ask.", no_args_is_help=True
@@ -344,25 +346,130 @@ def search(
         ctx.close()
 
 
+class AskMode(StrEnum):
+    AUTO = "auto"
+    SINGLE = "single"
+    AGENTIC = "agentic"
+
+
+_MODE = Annotated[
+    AskMode,
+    typer.Option(
+        help="auto: the router picks; single: one retrieval; agentic: plan sub-questions, "
+        "research each, synthesise (bounded by RAG_AGENT__*)."
+    ),
+]
+_SENSITIVITY = Annotated[Sensitivity, typer.Option(help="confidential: private models only.")]
+
+
+def _print_step(step: Step) -> None:
+    if step.kind != "synthesize":
+        timing = f" ({step.ms:.0f} ms, {step.passages} passages)" if step.kind == "research" else ""
+        console.print(f"  [dim]{step.kind}: {step.detail}{timing}[/dim]")
+
+
 @app.command()
 def ask(
     question: str,
     top_k: _TOP_K = 5,
     tenant: _AS_TENANT = DEFAULT_TENANT,
     group: _AS_GROUP = None,
-    sensitivity: Annotated[
-        Sensitivity, typer.Option(help="confidential: private models only.")
-    ] = Sensitivity.INTERNAL,
+    sensitivity: _SENSITIVITY = Sensitivity.INTERNAL,
+    mode: _MODE = AskMode.AUTO,
 ) -> None:
     """Answer a question from the indexed documents, with citations."""
     ctx = _context()
     try:
         request = _as(tenant, group, sensitivity)
-        _print_answer(ctx.service.ask(question, top_k, context=request))
+        result = ctx.agent.ask(question, mode.value, top_k, context=request, on_step=_print_step)
+        _print_answer(result.answer)
+        if result.stopped_by:
+            console.print(f"  [yellow]partial: {result.stopped_by} reached[/yellow]")
     except RagError as exc:
         _fail(exc)
     finally:
         ctx.close()
+
+
+def _batch_row(item: dict[str, str], result: AgentAnswer, seconds: float) -> dict[str, object]:
+    answer, p = result.answer, result.answer.provenance
+    return {
+        "id": item["id"],
+        "question": item["question"],
+        "mode": result.route.mode,
+        "reason": result.route.reason,
+        "sub_questions": list(result.sub_questions),
+        "stopped_by": result.stopped_by,
+        "answer": answer.text,
+        "found": answer.found,
+        "citations": [
+            {"number": c.number, "source": c.source, "chunk_id": c.chunk_id}
+            for c in answer.citations
+        ],
+        "passages": [{"chunk_id": h.chunk.id, "source": h.chunk.source} for h in answer.passages],
+        "latency_ms": round(seconds * 1000, 1),
+        "cost_usd": p.cost_usd if p else 0.0,
+    }
+
+
+def _batch_items(path: Path) -> list[dict[str, str]]:
+    """JSONL lines with "question" (and "id"), or one question per plain line."""
+    import json
+
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line) if line.lstrip().startswith("{") else {"question": line}
+            question = str(data["question"]).strip()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise typer.BadParameter(f"{path}:{number}: not a question ({exc})") from exc
+        items.append({"id": str(data.get("id", number)), "question": question})
+    return items
+
+
+@app.command()
+def batch(
+    questions: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    out: Annotated[Path, typer.Option(help="Results, one JSON line per question.")] = Path(
+        "reports/batch.jsonl"
+    ),
+    mode: _MODE = AskMode.AUTO,
+    top_k: _TOP_K = 5,
+    tenant: _AS_TENANT = DEFAULT_TENANT,
+    group: _AS_GROUP = None,
+    sensitivity: _SENSITIVITY = Sensitivity.INTERNAL,
+) -> None:
+    """Answer a file of questions (JSONL with "question", or plain lines) with a progress
+    bar; one result line each (answer, citations, passages, mode, latency, cost) for the
+    eval suite. A question that fails is written with its error; the rest go on."""
+    import json
+
+    items = _batch_items(questions)
+    ctx = _context()
+    request = _as(tenant, group, sensitivity)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    try:
+        with out.open("w", encoding="utf-8") as sink, Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"answering ({mode.value})", total=len(items))
+            for item in items:
+                start = time.perf_counter()
+                try:
+                    result = ctx.agent.ask(item["question"], mode.value, top_k, context=request)
+                    row = _batch_row(item, result, time.perf_counter() - start)
+                except RagError as exc:
+                    failed += 1
+                    row = {**item, "error": str(exc)}
+                sink.write(json.dumps(row) + "\n")
+                bar.advance(task)
+    finally:
+        ctx.close()
+    console.print(f"{len(items) - failed} answered, {failed} failed: {out}")
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command()

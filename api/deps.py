@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from api.wiring import AppContext
 from core.types import Answer, AnswerEvent, Filters, Principal, RequestContext, Rung
 from retrieval.service import RagService
+
+if TYPE_CHECKING:
+    from retrieval.agentic import AgentAnswer, Mode
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +96,30 @@ async def close_stream(events: object) -> None:
         await run_in_threadpool(close)
     except ValueError:  # "generator already executing"
         log.info("an answer stream was still producing when its client left")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAgentStream:
+    """An agentic answer's stream: `step` events, then the `AgentAnswer`."""
+
+    first: AnswerEvent | AgentAnswer | None
+    events: Iterator[AnswerEvent | AgentAnswer]
+
+
+@asynccontextmanager
+async def agent_stream(
+    context: AppContext,
+    who: Principal,
+    question: str,
+    mode: Mode,
+    top_k: int | None,
+    filters: Filters | None,
+    scope: RequestContext,
+) -> AsyncIterator[OpenAgentStream]:
+    """`answer_stream` for the agentic mode: the route step is out before the response
+    starts. A client that leaves does not stop the run: the agents' bounds do
+    (RAG_AGENT__MAX_WALL_S)."""
+    async with generation(context, who):
+        events = context.agent.stream(question, mode, top_k, filters, scope)
+        first = await run_in_threadpool(next, events, None)
+        yield OpenAgentStream(first, events)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
@@ -24,6 +24,9 @@ from core.types import (
     Sensitivity,
 )
 from store.schema import FILTERABLE_FIELDS
+
+if TYPE_CHECKING:  # the agentic mode (LangGraph) is imported when first used
+    from retrieval.agentic import AgentAnswer, Route
 
 
 def _encodable(value: str) -> str:
@@ -91,6 +94,12 @@ class AskRequest(BaseModel):
     sensitivity: Sensitivity = Field(
         default=Sensitivity.INTERNAL,
         description="`confidential` is answered only by models tagged private (on-prem)",
+    )
+    mode: Literal["auto", "single", "agentic"] = Field(
+        default="auto",
+        description="`auto`: the router picks (comparisons and questions in several parts "
+        "go to the agents); `single`: one retrieval; `agentic`: plan, research each "
+        "sub-question, synthesise (bounded by RAG_AGENT__*)",
     )
 
 
@@ -182,6 +191,41 @@ class ProvenanceOut(BaseModel):
         )
 
 
+class StepOut(BaseModel):
+    kind: Literal["route", "plan", "research", "synthesize", "stop"]
+    detail: str
+    ms: float
+    passages: int
+
+
+class AgentOut(BaseModel):
+    """Which mode answered and why; for the agentic mode, its plan and steps."""
+
+    mode: Literal["single", "agentic"]
+    reason: str = Field(description="Why this mode: the router's rule, or the caller's choice")
+    forced: bool
+    sub_questions: list[str] = []
+    steps: list[StepOut] = []
+    stopped_by: str | None = Field(
+        default=None,
+        description="The bound that stopped the run early (max_steps, max_tokens, "
+        "max_wall_s, max_cost_usd): the answer is partial",
+    )
+
+    @classmethod
+    def of(cls, route: Route, result: AgentAnswer | None = None) -> AgentOut:
+        if result is None or route.mode == "single":
+            return cls(mode=route.mode, reason=route.reason, forced=route.forced)
+        return cls(
+            mode=route.mode,
+            reason=route.reason,
+            forced=route.forced,
+            sub_questions=list(result.sub_questions),
+            steps=[StepOut(**asdict(step)) for step in result.steps],
+            stopped_by=result.stopped_by,
+        )
+
+
 class AskResponse(BaseModel):
     question: str
     answer: str
@@ -190,9 +234,15 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     provenance: ProvenanceOut | None = None
     timings_ms: dict[str, float] = {}
+    agent: AgentOut | None = Field(
+        default=None, description="The mode that answered (single-shot or agentic) and why"
+    )
 
     @classmethod
-    def of(cls, answer: Answer) -> AskResponse:
+    def of(
+        cls, answer: Answer, result: AgentAnswer | None = None, route: Route | None = None
+    ) -> AskResponse:
+        route = route or (result.route if result else None)
         return cls(
             question=answer.question,
             answer=answer.text,
@@ -201,6 +251,7 @@ class AskResponse(BaseModel):
             citations=[CitationOut.of(c) for c in answer.citations],
             provenance=ProvenanceOut.of(answer.provenance) if answer.provenance else None,
             timings_ms=dict(answer.timings_ms),
+            agent=AgentOut.of(route, result) if route else None,
         )
 
 

@@ -20,7 +20,7 @@ from components import Components
 from core.offline import apply_offline_defaults
 from core.ports import JobQueue, ProgressSink, VectorStore
 from core.settings import Settings
-from core.types import IngestJob, JobStatus, document_key
+from core.types import IngestJob, JobStatus, RequestContext, document_key
 from governance.grounding import GroundednessGuard
 from governance.screening import PassageScreen
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the gateway (LLM SDKs, SQLAlchemy) is imported only when en
     from gateway.cache import SemanticCache
     from governance.audit import AuditLog
     from governance.retention import RetentionReport
+    from retrieval.agentic import Orchestrator
 
 
 @dataclass
@@ -127,6 +128,17 @@ class AppContext(Components):
             guard=self.guard.apply,
             screen=self.screen.hits,
         )
+
+    @cached_property
+    def agent(self) -> Orchestrator:
+        """The agentic mode over `service`: each sub-question is a `service.ask` (the
+        caller's scope, the gateway, the guard), each step an audit record."""
+        from retrieval.agentic import Orchestrator
+
+        def audit(action: str, context: RequestContext, detail: dict[str, object]) -> None:
+            self.audit_event(action, context.key_id, context.tenant, "ok", (), **detail)
+
+        return Orchestrator(self.service.ask, self.settings.agent, audit=audit)
 
     @cached_property
     def extractive_service(self) -> RagService:

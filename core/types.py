@@ -413,7 +413,7 @@ class Answer:
 #: What a streamed answer is made of: `token` pieces of text, then one whole `answer`.
 #: Failures are not events: they are raised, and each surface reports them its own way
 #: (the API as an SSE `error` event).
-AnswerEventKind: TypeAlias = Literal["token", "answer"]
+AnswerEventKind: TypeAlias = Literal["token", "answer", "step"]  # step: the agentic mode
 
 
 @dataclass(frozen=True, slots=True)

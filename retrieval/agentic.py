@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -31,7 +33,16 @@ from langgraph.types import Send
 
 from core.settings import AgentSettings
 from core.telemetry import Stage, stage
-from core.types import Answer, Citation, Filters, Provenance, RequestContext, ScoredChunk, Usage
+from core.types import (
+    Answer,
+    AnswerEvent,
+    Citation,
+    Filters,
+    Provenance,
+    RequestContext,
+    ScoredChunk,
+    Usage,
+)
 
 Mode = Literal["auto", "single", "agentic"]
 Bound = Literal["max_steps", "max_tokens", "max_wall_s", "max_cost_usd"]
@@ -158,6 +169,8 @@ class _State(TypedDict, total=False):
 
 
 Ask = Callable[[str, int | None, Filters | None, RequestContext], Answer]
+#: (action, whose request, detail): one audit record per step (AppContext.audit_event).
+Audit = Callable[[str, RequestContext, dict[str, object]], None]
 
 
 class Orchestrator:
@@ -169,14 +182,17 @@ class Orchestrator:
         settings: AgentSettings,
         planner: RulePlanner | None = None,
         router: Router | None = None,
-        audit: Callable[[str, dict[str, object]], None] | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self._ask = ask
         self._settings = settings
         self._planner = planner or RulePlanner()
         self._router = router or Router()
-        self._audit = audit or (lambda action, detail: None)
+        self._audit = audit or (lambda action, context, detail: None)
         self._graph = self._build()
+
+    def route(self, question: str, mode: Mode = "auto") -> Route:
+        return self._router.route(question, mode)
 
     def ask(
         self,
@@ -210,6 +226,37 @@ class Orchestrator:
         emit(steps[-1])
         return AgentAnswer(answer, route, tuple(subs), steps, stopped)
 
+    def stream(
+        self,
+        question: str,
+        mode: Mode = "auto",
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        context: RequestContext | None = None,
+    ) -> Iterator[AnswerEvent | AgentAnswer]:
+        """`ask` as it happens: each `Step` as a `step` event (text: the step as JSON),
+        then the `AgentAnswer`. The run is a thread of its own; its error is raised here."""
+        import json
+
+        events: queue.Queue[Step | AgentAnswer | BaseException] = queue.Queue()
+
+        def run() -> None:
+            try:
+                events.put(self.ask(question, mode, top_k, filters, context, events.put))
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+                events.put(exc)
+
+        threading.Thread(target=run, name="agent-run", daemon=True).start()
+        while True:
+            item = events.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, Step):
+                yield AnswerEvent("step", json.dumps(dataclasses.asdict(item)))
+                continue
+            yield item
+            return
+
     # --- nodes ---------------------------------------------------------------------------
 
     def _build(self) -> Any:
@@ -222,7 +269,7 @@ class Orchestrator:
                 subs = self._planner.plan(state["question"], max(limit, 1))
             step = Step("plan", " | ".join(subs), _ms(start))
             run.emit(step)
-            self._audit("agent.plan", {"sub_questions": len(subs)})
+            self._audit("agent.plan", run.context, {"sub_questions": len(subs)})
             return {"subs": subs, "steps": [step]}
 
         def dispatch(state: _State, config: RunnableConfig) -> dict[str, Any]:
@@ -250,6 +297,7 @@ class Orchestrator:
             run.emit(step)
             self._audit(
                 "agent.research",
+                run.context,
                 {
                     "sub_question": job["index"],
                     "found": answer.found,

@@ -21,7 +21,7 @@ from core.types import (
     ScoredChunk,
     Usage,
 )
-from retrieval.agentic import Orchestrator, Router, RulePlanner, Step, synthesize
+from retrieval.agentic import AgentAnswer, Orchestrator, Router, RulePlanner, Step, synthesize
 
 
 def _chunk(source: str, text: str) -> ScoredChunk:
@@ -190,7 +190,7 @@ def test_token_and_time_bounds_stop_it_too() -> None:
 
 def test_single_shot_questions_make_one_call_and_every_step_is_audited() -> None:
     ask, audited = FakeAsk(), []
-    agent = Orchestrator(ask, AgentSettings(), audit=lambda action, d: audited.append(action))
+    agent = Orchestrator(ask, AgentSettings(), audit=lambda action, c, d: audited.append(action))
     single = agent.ask("Which library parses PDFs?")
     assert (single.route.mode, len(ask.calls)) == ("single", 1)
     agent.ask("Alpha one? Beta two?")
@@ -199,3 +199,19 @@ def test_single_shot_questions_make_one_call_and_every_step_is_audited() -> None
 
 def test_synthesize_of_nothing_is_i_dont_know() -> None:
     assert not synthesize("Anything?", []).found
+
+
+def test_the_stream_sends_each_step_then_the_answer() -> None:
+    events = list(Orchestrator(FakeAsk(), AgentSettings()).stream("Alpha one? Beta two?"))
+    kinds = [getattr(e, "kind", "answer") for e in events]
+    assert kinds == ["step"] * 5 + ["answer"]
+    assert isinstance(events[-1], AgentAnswer)
+    assert events[-1].answer.found
+
+
+def test_an_error_in_the_run_reaches_the_stream_s_reader() -> None:
+    def broken(*args: object) -> Answer:
+        raise RuntimeError("store down")
+
+    with pytest.raises(RuntimeError, match="store down"):
+        list(Orchestrator(broken, AgentSettings()).stream("Alpha one? Beta two?"))
