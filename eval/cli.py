@@ -5,6 +5,7 @@ Every command writes JSON (machine-readable), Markdown and a self-contained HTML
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -462,3 +463,94 @@ def matrix(
         table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
     Console().print(table)
     console.print(f"reports: {', '.join(map(str, paths.values()))}")
+
+
+@app.command("multihop-build")
+def multihop_build(
+    squad: Annotated[Path, typer.Option(help="SQuAD QA folder: corpus.jsonl + qa.jsonl.")],
+    out: Annotated[Path, typer.Option(help="Dataset folder to write (multihop.jsonl + link).")],
+    n: Annotated[int, typer.Option(min=1, help="Two-part questions to compose.")] = 120,
+    seed: Annotated[int, typer.Option(help="Which pairs.")] = 0,
+) -> None:
+    """A multi-hop set from a SQuAD folder: two questions on one article, gold paragraphs
+    apart, joined into one; `out/corpus.jsonl` links to the source corpus (nothing copied)."""
+    from eval.multihop import build_set
+
+    try:
+        emit_json(build_set(squad, out, n, seed), None)
+    except RagError as exc:
+        _fail(exc)
+
+
+@app.command("multihop")
+def multihop(
+    data: Annotated[Path, typer.Argument(help="Folder: multihop.jsonl + corpus.jsonl.")],
+    mode: Annotated[
+        str | None, typer.Option(help="single or agentic; both side by side when omitted.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="JSON report path.")] = None,
+    top_k: Annotated[int, typer.Option(help="Passages for a single-shot answer.")] = 10,
+    limit: Annotated[int | None, typer.Option(help="Only the first n questions.")] = None,
+) -> None:
+    """both_gold_recall@10, answer_in_context, latency and cost of single-shot vs the
+    agentic mode (forced), answered through RagService with the extractive generator."""
+    from components import build_components
+    from eval.datasets import BeirDataset, load_corpus
+    from eval.multihop import DEPTH, Recorder, delta, load_set, run_mode
+    from retrieval.agentic import Orchestrator
+    from retrieval.service import RagService
+
+    if mode not in (None, "single", "agentic"):
+        console.print(f"[red]error:[/red] --mode is single or agentic, not {mode!r}")
+        raise typer.Exit(2)
+    modes: list[Any] = [mode] if mode else ["single", "agentic"]
+    settings = get_settings()
+    try:
+        items = load_set(data)[:limit]
+        dataset = BeirDataset(data.name, load_corpus(data), {}, {})
+        with _progress() as task:
+            retriever, store = _retriever_for(settings, dataset, task, settings.ingest.chunk_size)
+            ctx = build_components(settings)
+            recorder = Recorder(RagService(retriever, ctx.extractive).ask)
+            agent = Orchestrator(recorder, settings.agent)
+            results = {
+                name: run_mode(items, agent, recorder, name, top_k, task(name, len(items)))
+                for name in modes
+            }
+        store.close()
+    except RagError as exc:
+        _fail(exc)
+    config = {
+        "dataset": str(data),
+        "questions": len(items),
+        "depth": DEPTH,
+        "single_top_k": top_k,
+        "agent": settings.agent.model_dump(),
+        "embedding_model": settings.embedding.model,
+        "retrieval": settings.retrieval.model_dump(),
+        "chunking": f"{settings.ingest.chunk_size}/{settings.ingest.chunk_overlap}",
+        "generator": "extractive",
+    }
+    report: dict[str, Any]
+    if mode:
+        report = {"mode": mode, **results[mode], "config": config}
+    else:
+        report = {
+            "single": results["single"],
+            "agentic": results["agentic"],
+            "delta": delta(results["single"], results["agentic"]),
+            "config": config,
+        }
+    if out is not None:  # the full report, every question's row included
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    console.print(f"report: {out}" if out else "(--out keeps every question's row)")
+    emit_json(_without_rows(report), None)
+
+
+def _without_rows(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_rows(value) if isinstance(value, dict) else value
+        for key, value in report.items()
+        if key != "rows"
+    }
