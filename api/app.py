@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = build_app_context(settings)
+        _ = context.database_url  # migrate the metadata database before anything reads it
         _ = context.service  # load models and open the store before the first request
         _ = context.authenticator
         _ = context.audit  # a bad RAG_DATABASE_URL fails the start, not the first request

@@ -738,6 +738,42 @@ def audit_export(
         console.print(f"wrote {count} records to {out}")
 
 
+db_app = typer.Typer(help="The metadata database: its schema revision, migrations.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the metadata database to the code's schema and copy in the old per-feature
+    SQLite files of the data folder. `rag serve` and `rag worker` do it at start; this is
+    for a deployment that migrates in a step of its own (a Kubernetes Job, a CI stage)."""
+    from metadata.database import current
+
+    ctx = _context()
+    try:
+        url = ctx.database_url
+        console.print(f"metadata database at revision {current(url)}")
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The schema revision the metadata database is at, and the code's (exit 1 if behind)."""
+    from metadata.database import current, head, sqlite_url
+
+    settings = get_settings()
+    try:
+        found = current(settings.database_url or sqlite_url(settings.data_dir))
+    except RagError as exc:
+        _fail(exc)
+    console.print(f"database: {found or 'none (empty)'}; code: {head()}")
+    if found != head():
+        raise typer.Exit(1)
+
+
 retention_app = typer.Typer(help="Retention: expire documents, uploads, cache, logs by age.")
 app.add_typer(retention_app, name="retention")
 
@@ -772,6 +808,7 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        _ = ctx.database_url  # migrate the metadata database before the first job
         ctx.jobs.start_worker(threads)
     except RagError as exc:
         ctx.close()

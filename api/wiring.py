@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 from components import Components
 from core.offline import apply_offline_defaults
-from core.ports import JobQueue, ProgressSink, VectorStore
+from core.ports import JobQueue, Manifest, ProgressSink, VectorStore
 from core.settings import Settings
 from core.types import IngestJob, JobStatus, RequestContext, document_key
 from governance.grounding import GroundednessGuard
 from governance.screening import PassageScreen
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
-from ingest.manifest import SqliteManifest
+from ingest.manifest import SqlManifest
 from ingest.pii import PiiRedactor
 from ingest.pipeline import Indexer
 from ingest.service import Collections, IngestService
@@ -162,8 +162,8 @@ class AppContext(Components):
         return PiiRedactor(pii.entities, pii.min_score, pii.sources)
 
     @cached_property
-    def manifest(self) -> SqliteManifest:
-        return SqliteManifest(self.settings.data_dir / "manifest.sqlite3", self.build_collection)
+    def manifest(self) -> Manifest:
+        return SqlManifest(self.database_url, self.build_collection)
 
     @cached_property
     def indexer(self) -> Indexer:
@@ -294,14 +294,6 @@ class AppContext(Components):
             **report.counts(),
         )
         return report
-
-    @cached_property
-    def database_url(self) -> str:
-        """The metadata database (API keys): RAG_DATABASE_URL, else SQLite in data_dir."""
-        if self.settings.database_url:
-            return self.settings.database_url
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{self.settings.data_dir / 'metadata.sqlite3'}"
 
     @cached_property
     def audit(self) -> AuditLog | None:

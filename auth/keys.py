@@ -2,9 +2,9 @@
 
 A key reads `rag_<key_id>_<secret>`: `key_id` (12 hex characters) is public, names the row
 and may appear in logs and listings; `secret` (32 random bytes, URL-safe base64) is never
-stored, only its SHA-256. The table `api_keys` lives in the metadata database: SQLite under
-`data_dir` by default, PostgreSQL by URL, through the same SQLAlchemy model. Times are
-stored as naive UTC, like the cost ledger.
+stored, only its SHA-256. The table `api_keys` lives in the metadata database
+(`metadata.models.ApiKeyRow`, migrated by Alembic): SQLite under `data_dir` by default,
+PostgreSQL by `RAG_DATABASE_URL`. Times are stored as naive UTC, like the cost ledger.
 
 Every rejection (malformed, unknown, wrong secret, revoked, expired) raises the same
 `AuthenticationError`; the specific reason is logged at INFO, without the secret.
@@ -22,14 +22,15 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from core.errors import AuthenticationError, ConfigError, InvalidRequestError, LedgerError
+from core.errors import AuthenticationError, InvalidRequestError, LedgerError
 from core.types import Principal, Role, check_name
+from metadata.database import create_engine, upgrade
+from metadata.models import ApiKeyRow
 
 logger = logging.getLogger(__name__)
 
@@ -40,24 +41,6 @@ _TOKEN = re.compile(r"rag_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _TOKEN_CHARS = len(KEY_PREFIX) + 12 + 1 + 43
 #: Compared against when the key id is unknown, so that path costs what a wrong secret costs.
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class ApiKeyRow(_Base):
-    __tablename__ = "api_keys"
-
-    key_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
-    tenant: Mapped[str] = mapped_column(sa.String(64), index=True)
-    role: Mapped[str] = mapped_column(sa.String(16))
-    access_groups: Mapped[str] = mapped_column(sa.Text(), default="[]")  # a JSON list
-    secret_hash: Mapped[str] = mapped_column(sa.String(64))  # hex SHA-256 of the secret
-    last4: Mapped[str] = mapped_column(sa.String(4))  # lets a person match a key they hold
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime())
-    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(), nullable=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +91,6 @@ def _rejected(reason: str, key_id: str | None) -> AuthenticationError:
     return AuthenticationError(REJECTED)
 
 
-def _sqlite_wal(connection: Any, _record: Any) -> None:
-    """WAL with synchronous=NORMAL, as the cost ledger: key checks read while a write runs."""
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 def _record(row: ApiKeyRow) -> ApiKey:
     created = _aware(row.created_at)
     assert created is not None
@@ -132,23 +107,16 @@ def _record(row: ApiKeyRow) -> ApiKey:
 
 
 class KeyStore:
-    """API keys on any SQLAlchemy database; the table is created on first use.
+    """API keys on the metadata database (brought to the schema's head on open).
 
     Database failures raise `LedgerError`. `clock` (aware UTC) is for tests of expiry.
     """
 
     def __init__(self, url: str, clock: Callable[[], datetime] = _utc_now) -> None:
         self._clock = clock
-        try:
-            self._engine = sa.create_engine(url, pool_pre_ping=True)
-        except (ArgumentError, ImportError) as exc:
-            raise ConfigError(f"cannot open the key store at {url}: {exc}") from exc
-        try:
-            if self._engine.dialect.name == "sqlite":
-                sa.event.listen(self._engine, "connect", _sqlite_wal)
-            _Base.metadata.create_all(self._engine)
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot create the api_keys table: {exc}") from exc
+        upgrade(url)
+        # synchronous=NORMAL, as the cost ledger: key checks read while a write runs.
+        self._engine = create_engine(url, synchronous="NORMAL")
 
     def create(
         self,

@@ -58,14 +58,26 @@ class Components:
         return load_catalog(self.settings.llm.catalog)
 
     @cached_property
+    def database_url(self) -> str:
+        """The metadata database (manifest, keys, ledger, audit), at the schema's head.
+
+        RAG_DATABASE_URL, else SQLite in data_dir. The first use migrates it (Alembic) and
+        copies in the per-feature SQLite files of the release before: a fresh or an old
+        data folder starts with no manual step (docs/adr/0026-one-metadata-database.md).
+        """
+        from metadata.database import sqlite_url, upgrade
+        from metadata.legacy import import_legacy
+
+        url = self.settings.database_url or sqlite_url(self.settings.data_dir)
+        upgrade(url)
+        import_legacy(url, self.settings.data_dir)
+        return url
+
+    @cached_property
     def ledger(self) -> SqlLedger:
         from gateway.ledger import SqlLedger
 
-        url = self.settings.llm.ledger_url
-        if url is None:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{self.settings.data_dir / 'ledger.sqlite3'}"
-        return SqlLedger(url)
+        return SqlLedger(self.database_url)
 
     @cached_property
     def chat_models(self) -> dict[str, ChatModel]:

@@ -22,11 +22,13 @@ from core.types import (
     JobState,
     JobStatus,
     LedgerEntry,
+    ListedRow,
     ParsedDocument,
     QueryVector,
     RequestContext,
     ScoredChunk,
     SearchQuery,
+    SourceRecord,
     StreamChunk,
 )
 from core.types import SparseVector as SparseVec
@@ -205,6 +207,62 @@ class Ledger(Protocol):
     def spent(self, tenant: str, since: datetime) -> float:
         """US dollars spent by `tenant` since `since` (UTC)."""
         ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Manifest(Protocol):
+    """What each document (tenant + source) looked like when it was last indexed.
+
+    A write is `begin` (its new chunk ids, before any point is touched) then `commit`
+    (after its stale points are deleted): a run that dies in between leaves a `pending`
+    row that the next run redoes. Rows belong to one collection (the adapter's).
+    """
+
+    def get(self, tenant: str, source: str) -> SourceRecord | None: ...
+
+    def sources(self, tenant: str) -> list[SourceRecord]:
+        """The tenant's documents, by source id."""
+        ...
+
+    def begin(
+        self,
+        tenant: str,
+        source: str,
+        content_hash: str,
+        chunk_ids: list[str],
+        title: str | None = None,
+        access_groups: Sequence[str] = (),
+    ) -> None: ...
+
+    def commit(
+        self,
+        tenant: str,
+        source: str,
+        content_hash: str,
+        chunk_ids: list[str],
+        title: str | None = None,
+        access_groups: Sequence[str] = (),
+    ) -> None: ...
+
+    def page(
+        self,
+        tenant: str,
+        readers: Sequence[str] | None,
+        after: str | None,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[list[ListedRow], int]:
+        """The tenant's documents after source `after` and how many there are in all;
+        with `readers`, only those open to the whole tenant or to one of the groups."""
+        ...
+
+    def older_than(self, before: datetime) -> list[tuple[str, str]]:
+        """(tenant, source) of the rows last written before `before` (retention)."""
+        ...
+
+    def remove(self, tenant: str, source: str) -> None: ...
 
     def close(self) -> None: ...
 

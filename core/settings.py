@@ -6,6 +6,7 @@ Env vars use the `RAG_` prefix and `__` between sections, e.g. `RAG_STORE__BACKE
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
 from core.types import Fusion
+
+log = logging.getLogger(__name__)
 
 
 class StoreSettings(BaseModel):
@@ -324,7 +327,9 @@ class LlmSettings(BaseModel):
     breaker_failures: int = Field(default=3, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)
     ledger_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default sqlite under data_dir"
+        default=None,
+        description="Deprecated (ADR 0026): the ledger is in RAG_DATABASE_URL; this one is "
+        "read as RAG_DATABASE_URL when that is unset, and goes in the next release",
     )
 
     @field_validator("openai_api_key", "anthropic_api_key", mode="before")
@@ -441,8 +446,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     database_url: str | None = Field(
         default=None,
-        description="Metadata database (API keys, audit log) as a SQLAlchemy URL; default SQLite "
-        "in data_dir",
+        description="The metadata database (manifest, API keys, cost ledger, audit log) as a "
+        "SQLAlchemy URL, migrated at start-up; default sqlite:///<data_dir>/metadata.sqlite3",
     )
     llm: LlmSettings = LlmSettings()
     cache: CacheSettings = CacheSettings()
@@ -451,6 +456,25 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     retention: RetentionSettings = RetentionSettings()
     agent: AgentSettings = AgentSettings()
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        """RAG_LLM__LEDGER_URL, deprecated, stands for RAG_DATABASE_URL for one release."""
+        legacy = self.llm.ledger_url
+        if legacy is None:
+            return self
+        if self.database_url is not None and self.database_url != legacy:
+            raise ConfigError(
+                "RAG_LLM__LEDGER_URL and RAG_DATABASE_URL name two databases: the cost ledger "
+                "now lives in the one metadata database (docs/adr/0026-one-metadata-database"
+                ".md); unset RAG_LLM__LEDGER_URL (copy its llm_ledger rows across first)"
+            )
+        log.warning(
+            "RAG_LLM__LEDGER_URL is deprecated and goes in the next release: set "
+            "RAG_DATABASE_URL instead (the ledger, keys, audit and manifest share it)"
+        )
+        self.database_url = legacy
+        return self
 
     @model_validator(mode="after")
     def _server_needs_url(self) -> Settings:

@@ -484,6 +484,30 @@ class JobStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A document's manifest row: what it looked like when last indexed, and whether that
+    write finished (`done`) or was cut short (`pending`: the next run redoes it)."""
+
+    tenant: str
+    source: str
+    content_hash: str
+    chunk_ids: tuple[str, ...]
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRow:
+    """A manifest row as a listing shows it (`ingested_at` is `updated_at`, ISO UTC)."""
+
+    source: str
+    title: str | None
+    chunks: int
+    updated_at: str
+    state: str
+    access_groups: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentInfo:
     """One indexed document as its owner sees it (`GET /v1/documents`, `rag documents`)."""
 

@@ -1,4 +1,5 @@
-"""The audit trail: an append-only, hash-chained log of who did what, in the metadata DB.
+"""The audit trail: an append-only, hash-chained log of who did what, in the metadata DB
+(`metadata.models.AuditRow` and `ChainRow`, migrated by Alembic; RAG_DATABASE_URL).
 
 Each record holds the action (ask, search, ingest, delete, key, admin...), the principal
 (its key id, never a secret), the tenant, the documents touched, the model and route, the
@@ -39,50 +40,16 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.errors import ConfigError, LedgerError
+from metadata.database import create_engine, sqlite_immediate, upgrade
+from metadata.models import AuditRow, ChainRow
 
 log = logging.getLogger(__name__)
 
 #: The "previous hash" of the first record of a chain.
 GENESIS = "0" * 64
 _CHAIN_ID = 1
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class AuditRow(_Base):
-    __tablename__ = "audit_log"
-
-    seq: Mapped[int] = mapped_column(sa.BigInteger(), primary_key=True, autoincrement=False)
-    at: Mapped[datetime] = mapped_column(sa.DateTime(), index=True)
-    action: Mapped[str] = mapped_column(sa.String(64), index=True)
-    principal: Mapped[str] = mapped_column(sa.String(128))
-    tenant: Mapped[str | None] = mapped_column(sa.String(128), index=True, nullable=True)
-    documents: Mapped[str] = mapped_column(sa.Text(), default="[]")  # a JSON list
-    model: Mapped[str] = mapped_column(sa.String(128), default="")
-    route: Mapped[str] = mapped_column(sa.Text(), default="")
-    cost_usd: Mapped[float] = mapped_column(sa.Float(), default=0.0)
-    outcome: Mapped[str] = mapped_column(sa.String(32))
-    detail: Mapped[str] = mapped_column(sa.Text(), default="{}")  # a JSON object
-    prev_hash: Mapped[str] = mapped_column(sa.String(64))
-    hash: Mapped[str] = mapped_column(sa.String(64))
-
-
-class ChainRow(_Base):
-    """The chain's two ends: where it starts (after retention cut its oldest records)
-    and its head. Appends lock this row."""
-
-    __tablename__ = "audit_chain"
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    first_seq: Mapped[int] = mapped_column(sa.BigInteger())
-    first_prev: Mapped[str] = mapped_column(sa.String(64))
-    head_seq: Mapped[int] = mapped_column(sa.BigInteger())
-    head_hash: Mapped[str] = mapped_column(sa.String(64))
 
 
 _LOG = AuditRow.__table__
@@ -177,23 +144,6 @@ def chain_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent | Audit
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 
 
-def _sqlite_immediate(engine: sa.Engine) -> None:
-    """SQLite transactions that take the write lock at BEGIN: reading the head and
-    appending after it is then one atomic step across processes (SQLAlchemy's recipe)."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 class AuditLog:
     """The audit trail on any SQLAlchemy database (the metadata DB: SQLite or PostgreSQL)."""
 
@@ -206,12 +156,12 @@ class AuditLog:
         self._spool = spool
         self._lock = threading.Lock()  # this process's writers: one append at a time
         self._down_until = 0.0
+        upgrade(url)
         try:
             connect_args = {"connect_timeout": 3} if url.startswith("postgresql") else {}
-            self._engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+            self._engine = create_engine(url, connect_args=connect_args)
             if self._engine.dialect.name == "sqlite":
-                _sqlite_immediate(self._engine)
-            _Base.metadata.create_all(self._engine)
+                sqlite_immediate(self._engine)
             self._ensure_chain()
         except (SQLAlchemyError, ImportError) as exc:
             raise ConfigError(f"cannot open the audit log at {url}: {exc}") from exc

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.errors import IngestError
 from core.hashing import file_sha256
-from core.ports import Embedder, Parser, SparseEncoder, VectorStore
+from core.ports import Embedder, Manifest, Parser, SparseEncoder, VectorStore
 from core.types import (
     DEFAULT_TENANT,
     Chunk,
@@ -35,7 +35,6 @@ from core.types import (
     ParsedDocument,
 )
 from ingest.chunk import StructureChunker, embedding_text
-from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
 
 log = logging.getLogger(__name__)
@@ -364,7 +363,7 @@ def ingest_paths(
     chunker: StructureChunker,
     indexer: Indexer,
     root: Path | None = None,
-    manifest: SqliteManifest | None = None,
+    manifest: Manifest | None = None,
     prune: bool = False,
     on_document: Callable[[ParsedDocument, int], None] | None = None,
     workers: int = 1,

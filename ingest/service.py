@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.diskspace import require_free
 from core.errors import ConfigError
-from core.ports import AnswerCache, Parser, ProgressSink, VectorStore
+from core.ports import AnswerCache, Manifest, Parser, ProgressSink, VectorStore
 from core.types import (
     DEFAULT_TENANT,
     Chunk,
@@ -32,7 +32,6 @@ from core.types import (
     document_key,
 )
 from ingest.chunk import StructureChunker
-from ingest.manifest import SqliteManifest
 from ingest.pii import PiiRedactor
 from ingest.pipeline import Indexer, IngestReport, ingest_paths
 from store.catalog import AliasCatalog
@@ -67,7 +66,7 @@ class IngestService:
         parser: Parser,
         chunker: StructureChunker,
         indexer: Callable[[], Indexer],
-        manifest: SqliteManifest,
+        manifest: Manifest,
         stores: Callable[[], Sequence[VectorStore]],
         collections: Collections,
         pipeline_version: str,

@@ -10,6 +10,7 @@ import pytest
 from core.settings import LlmSettings, Settings
 from eval.questions import generate_questions
 from gateway.ledger import SqlLedger
+from metadata.database import sqlite_url
 from tests.llm_server import LocalLlmServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
@@ -39,7 +40,7 @@ def test_the_local_model_drafts_checked_questions(
         row = json.loads(line)
         assert row["question"].endswith("?")
         assert row["source"] == "packer.md"
-    ledger = SqlLedger(f"sqlite:///{configured.data_dir / 'ledger.sqlite3'}")
+    ledger = SqlLedger(sqlite_url(configured.data_dir))  # the metadata database
     try:
         lines = ledger.report(tenant="eval")
         assert [(line.tenant, line.model) for line in lines] == [("eval", "local-smollm2")]

@@ -226,9 +226,13 @@ def test_retention_expires_old_documents_uploads_cache_and_records(
     assert cache is not None
     assert cache.count() == 1
     # Age things: launch.md was ingested 40 days ago, an upload left behind 10 days ago.
-    old = (datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="seconds")
-    manifest = sqlite3.connect(api.settings.data_dir / "manifest.sqlite3")
-    manifest.execute("UPDATE documents SET updated_at = ? WHERE source = 'launch.md'", (old,))
+    # Naive UTC as SQLAlchemy stores a DateTime in SQLite (the manifest's table).
+    old = (datetime.now(UTC) - timedelta(days=40)).replace(tzinfo=None)
+    manifest = sqlite3.connect(api.settings.data_dir / "metadata.sqlite3")
+    manifest.execute(
+        "UPDATE documents SET updated_at = ? WHERE source = 'launch.md'",
+        (old.isoformat(sep=" ", timespec="microseconds"),),
+    )
     manifest.commit()
     manifest.close()
     stale = api.settings.data_dir / "uploads" / "acme" / "deadjob" / "left.md"
