@@ -25,8 +25,8 @@ FILES, PER_REQUEST = 120, 40
 
 
 def _manifest(data_dir: Path) -> dict[str, int]:
-    """Manifest rows by state, read from the file while no server runs."""
-    with sqlite3.connect(data_dir / "manifest.sqlite3") as db:
+    """Manifest rows by state, read from the metadata database while no server runs."""
+    with sqlite3.connect(data_dir / "metadata.sqlite3") as db:
         return dict(db.execute("SELECT state, COUNT(*) FROM documents GROUP BY state").fetchall())
 
 
