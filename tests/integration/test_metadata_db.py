@@ -238,3 +238,29 @@ def test_two_audit_chains_are_never_spliced(tmp_path: Path) -> None:
         # Nothing of that file went in (one transaction); the other files did.
         assert len(_new_rows(url, "audit_log", "seq")) == 1
         assert len(_new_rows(url, "documents", "source")) == 4
+
+
+def test_replicas_starting_together_migrate_once(url: str | None, tmp_path: Path) -> None:
+    """Three processes upgrade one empty database at once: each waits its turn (advisory
+    lock, SQLite's write lock) and all find the schema at head."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    target = _url(url, tmp_path)
+    script = "import sys; from metadata.database import upgrade; upgrade(sys.argv[1])"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, target],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    assert database.current(target) == database.head()
+    assert _tables(target) == TABLES
