@@ -395,3 +395,18 @@ def test_invalidation_and_retention_reach_the_exact_tier(parts: Parts) -> None:
     assert cache.count() == 1
     assert cache.purge_before(datetime.fromtimestamp(clock.now + 1, UTC)) == 1
     assert cache.repeat(Q, RequestContext(), "v1") is None
+
+
+def test_optimizing_indexes_the_entries_and_they_still_hit(parts: Parts) -> None:
+    cache, _, _ = parts
+    for i in range(50):
+        cache.put(f"{Q} number {i}", RequestContext(), "v1", _answer(Q, "a.md"))
+    cache.optimize()  # Qdrant Edge builds HNSW on request
+    assert cache.repeat(f"{Q} number 7", RequestContext(), "v1") is not None
+    assert cache.lookup(f"{Q} number 7", RequestContext(), "v1") is not None
+
+
+def test_a_store_that_indexes_on_its_own_is_not_asked_to() -> None:
+    from tests.fakes import MemoryStore
+
+    assert SemanticCache(MemoryStore(), HashEmbedder(64), 0.9, 60).optimize() is False
