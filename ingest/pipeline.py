@@ -8,20 +8,22 @@ old version stays searchable until the new one is in.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TypeVar
 
 from core.errors import IngestError
 from core.hashing import file_sha256
@@ -357,6 +359,32 @@ def _parse_in_worker(job: _Job) -> _Parsed | IngestFailure:
     return _parse_one(parser, chunker, redactor, job)
 
 
+#: Files parsed ahead of the embedder, per parse worker.
+PARSE_AHEAD_PER_WORKER = 2
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def bounded_map(
+    pool: Executor, call: Callable[[_T], _R], items: Iterable[_T], ahead: int
+) -> Iterator[_R]:
+    """`pool.map` that keeps at most `ahead` calls submitted beyond the result consumed.
+    `pool.map` submits every file of a run at once: when parsing outruns embedding, the
+    whole run's documents and chunks would wait in this process."""
+    waiting: deque[Future[_R]] = deque()
+    todo = iter(items)
+    for item in todo:
+        waiting.append(pool.submit(call, item))
+        if len(waiting) >= ahead:
+            break
+    while waiting:
+        result = waiting.popleft().result()
+        for item in itertools.islice(todo, 1):
+            waiting.append(pool.submit(call, item))
+        yield result
+
+
 def ingest_paths(
     paths: Sequence[Path],
     parser: Parser,
@@ -440,7 +468,7 @@ def ingest_paths(
         if pool is not None:  # closed first: a failed run stops parsing, then flushes
             closing.callback(pool.shutdown, wait=True, cancel_futures=True)
         results: Iterable[_Parsed | IngestFailure] = (
-            pool.map(_parse_in_worker, jobs)
+            bounded_map(pool, _parse_in_worker, jobs, ahead=workers * PARSE_AHEAD_PER_WORKER)
             if pool
             else (_parse_one(parser, chunker, redactor, job) for job in jobs)
         )
