@@ -64,8 +64,7 @@ OVERRIDES: dict[str, tuple[str | None, str]] = {
     "RAG_API__HOST": ("0.0.0.0", "the container's network, not loopback"),
     "RAG_API__ALLOWED_HOSTS": (None, "the deployment's public names (and localhost for probes)"),
     "RAG_DATA_DIR": ("/app/.data", "the image's data volume (infra/docker/Dockerfile)"),
-    "RAG_DATABASE_URL": (None, "PostgreSQL for API keys and the audit trail"),
-    "RAG_LLM__LEDGER_URL": (None, "PostgreSQL for the cost ledger"),
+    "RAG_DATABASE_URL": (None, "PostgreSQL: manifest, API keys, cost ledger, audit trail"),
     "RAG_LIMITS__STORAGE_URL": (None, "rate limits shared by every replica, in Redis"),
     "RAG_OBSERVABILITY__TRACING": (None, "traces to the cluster's OpenTelemetry collector"),
     "RAG_OBSERVABILITY__OTLP_ENDPOINT": (None, "the collector's address in the cluster"),
@@ -78,7 +77,6 @@ OVERRIDES: dict[str, tuple[str | None, str]] = {
 #: What each Secret key stands for when a surface's settings are built whole.
 PLACEHOLDERS = {
     "RAG_DATABASE_URL": "postgresql+psycopg://rag:x@postgres:5432/rag",
-    "RAG_LLM__LEDGER_URL": "postgresql+psycopg://rag:x@postgres:5432/rag",
     "RAG_JOBS__REDIS_URL": "redis://redis:6379/0",
     "RAG_LIMITS__STORAGE_URL": "redis://redis:6379/1",
 }

@@ -23,7 +23,6 @@ output "secret_template" {
   value       = <<-EOT
     RAG_STORE__API_KEY=<the value of ${var.qdrant_api_key_secret.name}/${var.qdrant_api_key_secret.key} in ${var.qdrant_namespace}>
     RAG_DATABASE_URL=postgresql+psycopg://rag:<password>@${var.managed_services.postgres_host}:${var.managed_services.postgres_port}/rag?sslmode=require
-    RAG_LLM__LEDGER_URL=postgresql+psycopg://rag:<password>@${var.managed_services.postgres_host}:${var.managed_services.postgres_port}/rag?sslmode=require
     RAG_JOBS__REDIS_URL=rediss://:<auth token>@${var.managed_services.redis_host}:${var.managed_services.redis_port}/0
     RAG_LIMITS__STORAGE_URL=rediss://:<auth token>@${var.managed_services.redis_host}:${var.managed_services.redis_port}/1
   EOT

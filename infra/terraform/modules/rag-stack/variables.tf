@@ -26,8 +26,8 @@ variable "image" {
 variable "secret_name" {
   description = <<-EOT
     The Secret, in `namespace`, that the operator creates (never Terraform: its values would
-    land in the state). Keys: RAG_STORE__API_KEY, RAG_DATABASE_URL, RAG_LLM__LEDGER_URL,
-    RAG_JOBS__REDIS_URL, RAG_LIMITS__STORAGE_URL and, optionally, RAG_LLM__OPENAI_API_KEY and
+    land in the state). Keys: RAG_STORE__API_KEY, RAG_DATABASE_URL, RAG_JOBS__REDIS_URL,
+    RAG_LIMITS__STORAGE_URL and, optionally, RAG_LLM__OPENAI_API_KEY and
     RAG_LLM__ANTHROPIC_API_KEY (infra/k8s/rag-secrets.example.env).
   EOT
   type        = string

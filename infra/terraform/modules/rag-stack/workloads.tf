@@ -5,7 +5,6 @@ locals {
   api_secret_keys = {
     RAG_STORE__API_KEY         = false
     RAG_DATABASE_URL           = false
-    RAG_LLM__LEDGER_URL        = false
     RAG_JOBS__REDIS_URL        = false
     RAG_LIMITS__STORAGE_URL    = false
     RAG_LLM__OPENAI_API_KEY    = true
@@ -28,7 +27,7 @@ locals {
     worker = {
       args        = ["rag", "worker", "--threads", "2"]
       replicas    = var.worker_replicas
-      secret_keys = { for k, v in local.api_secret_keys : k => v if contains(["RAG_STORE__API_KEY", "RAG_DATABASE_URL", "RAG_LLM__LEDGER_URL", "RAG_JOBS__REDIS_URL"], k) }
+      secret_keys = { for k, v in local.api_secret_keys : k => v if contains(["RAG_STORE__API_KEY", "RAG_DATABASE_URL", "RAG_JOBS__REDIS_URL"], k) }
       grace_s     = 60
       tmp_size    = "2Gi"
       # Two job threads, two parse processes and one ONNX session; XLSX parsing costs
