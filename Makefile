@@ -103,7 +103,7 @@ costs: setup ## Cost report from the ledger by day, tenant and model [DAYS=30] [
 # exits 0, so check_pip_audit.py reads its reports and fails, saying why.
 AUDIT_VENV := .venv-audit
 AUDIT_STAMP := $(AUDIT_VENV)/.complete
-BANDIT_PATHS := core ingest store retrieval gateway api auth components eval governance
+BANDIT_PATHS := core ingest store retrieval gateway api auth components eval governance metadata
 PIP_AUDIT_SERVICE ?= pypi
 PIP_AUDIT_IGNORE ?= security/pip-audit-ignore.txt
 PIP_AUDIT := $(AUDIT_VENV)/bin/pip-audit --no-deps --disable-pip -s $(PIP_AUDIT_SERVICE) \
