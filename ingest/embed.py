@@ -6,10 +6,12 @@ Both implement the ports in `core.ports`; ingest and retrieval receive them from
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import queue
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from threading import Lock
@@ -62,6 +64,27 @@ def _load(model: str, options: tuple[tuple[str, Any], ...]) -> Any:
     return TextEmbedding(model_name=model, **dict(options))
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None (another OS, or a libc without it such as musl)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def release_freed_memory() -> None:
+    """Give the heap that a batch freed back to the OS. Without ONNX Runtime's arena its
+    buffers go back to glibc, which keeps them in per-thread arenas: after a few batches
+    an ingest's main process held ~500 MB of freed memory (docs/adr/0027)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def model_vocabulary(settings: EmbeddingSettings) -> frozenset[str] | None:
     """A local model's WordPiece vocabulary, word pieces ("##ing") included (None when
     it has none): the extractive generator tells names from words by how the model
@@ -79,6 +102,7 @@ class FastEmbedder:
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         self._batch_size = settings.batch_size
+        self._trim = not settings.cpu_mem_arena  # with the arena, ONNX keeps what it freed
         kwargs: dict[str, Any] = {
             "threads": settings.threads,
             "enable_cpu_mem_arena": settings.cpu_mem_arena,
@@ -112,8 +136,10 @@ class FastEmbedder:
         return self._dim
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self._model.embed(list(texts), batch_size=self._batch_size)
-        return [vector.tolist() for vector in vectors]
+        vectors = [v.tolist() for v in self._model.embed(list(texts), batch_size=self._batch_size)]
+        if self._trim:
+            release_freed_memory()
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         return [float(x) for x in next(iter(self._model.query_embed(text)))]
