@@ -177,6 +177,10 @@ bench-scale: setup ## Scaling curves of the embedded engine: 10k/100k real chunk
 bench-cache: setup ## Answer cache: exact-repeat and semantic hit latency, false hits, cost saved [ENTRIES=10000] [OUT=f.json]
 	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(ENTRIES),--entries $(ENTRIES)) $(if $(OUT),--out $(OUT))
 
+.PHONY: bench-memory
+bench-memory: setup ## Peak RSS of the process trees of rag ingest (parse workers included) and rag serve at rest [DOCS=docs] [OUT=f.json]
+	$(PY) -m eval.bench_memory $(if $(DOCS),--docs $(DOCS)) $(if $(OUT),--out $(OUT))
+
 bench-load: setup ## The API under locust at 1/5/20 clients, search and ask, vs in-process [DURATION=20] [OUT=f.json]
 	$(PY) -m eval.bench_load $(if $(DURATION),--seconds $(DURATION)) $(if $(OUT),--out $(OUT))
 
