@@ -20,7 +20,7 @@ from components import Components
 from core.offline import apply_offline_defaults
 from core.ports import JobQueue, Manifest, ProgressSink, VectorStore
 from core.settings import Settings
-from core.types import IngestJob, JobStatus, RequestContext, document_key
+from core.types import Answer, Filters, IngestJob, JobStatus, RequestContext, document_key
 from governance.grounding import GroundednessGuard
 from governance.screening import PassageScreen
 from ingest.jobs import InProcessJobQueue, RedisJobQueue
@@ -138,7 +138,12 @@ class AppContext(Components):
         def audit(action: str, context: RequestContext, detail: dict[str, object]) -> None:
             self.audit_event(action, context.key_id, context.tenant, "ok", (), **detail)
 
-        return Orchestrator(self.service.ask, self.settings.agent, audit=audit)
+        def ask(
+            question: str, top_k: int | None, filters: Filters | None, context: RequestContext
+        ) -> Answer:  # the context's service at call time, as every surface uses it
+            return self.service.ask(question, top_k, filters, context)
+
+        return Orchestrator(ask, self.settings.agent, audit=audit)
 
     @cached_property
     def extractive_service(self) -> RagService:
