@@ -48,7 +48,7 @@ def _point(i: int, tenant: str = "acme") -> IndexedChunk:
         content_hash=str(i),
         tenant=tenant,
     )
-    return IndexedChunk(chunk, _dense(i), SparseVector((i % 5,), (1.0,)))
+    return IndexedChunk(chunk, _dense(i), SparseVector((i,), (1.0,)))
 
 
 def _dense(i: int) -> list[float]:
@@ -59,7 +59,7 @@ def _dense(i: int) -> list[float]:
 def _query(i: int, mode: SearchMode = SearchMode.HYBRID) -> SearchQuery:
     return SearchQuery(
         dense=_dense(i),
-        sparse=SparseVector((i % 5,), (1.0,)),
+        sparse=SparseVector((i,), (1.0,)),
         limit=3,
         mode=mode,
         prefetch_limit=10,
