@@ -137,7 +137,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = build_app_context(settings)
         _ = context.database_url  # migrate the metadata database before anything reads it
         _ = context.service  # load models and open the store before the first request
-        _ = context.agent  # LangGraph's import (~1-2 s), before the first request too
         _ = context.authenticator
         _ = context.audit  # a bad RAG_DATABASE_URL fails the start, not the first request
         if settings.auth.mode == "keys":  # fail at start, not at the first request

@@ -18,6 +18,7 @@ citations point at the passages each sub-answer used.
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 import queue
 import re
@@ -26,10 +27,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
-
-from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
 
 from core.settings import AgentSettings
 from core.telemetry import Stage, stage
@@ -124,8 +121,11 @@ def _as_question(part: str) -> str:
 
 
 def _unique(items: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    return [i for i in items if not (i.lower() in seen or seen.add(i.lower()))]  # type: ignore[func-returns-value]
+    """The items in order, without case-insensitive repeats."""
+    first: dict[str, str] = {}
+    for item in items:
+        first.setdefault(item.lower(), item)
+    return list(first.values())
 
 
 # --- the graph -------------------------------------------------------------------------
@@ -189,7 +189,7 @@ class Orchestrator:
         self._planner = planner or RulePlanner()
         self._router = router or Router()
         self._audit = audit or (lambda action, context, detail: None)
-        self._graph = self._build()
+        self._compiled: Any = None  # LangGraph (~2 s to import) loads on the first agentic run
 
     def route(self, question: str, mode: Mode = "auto") -> Route:
         return self._router.route(question, mode)
@@ -211,8 +211,8 @@ class Orchestrator:
         if route.mode == "single":
             answer = self._ask(question, top_k, filters, context)
             return AgentAnswer(answer, route, (question,), (routed,))
-        run = _Run(self, question, filters, context, emit)
-        state = self._graph.invoke(
+        run = _Run(self._settings, question, filters, context, emit)
+        state = self._graph().invoke(
             {"question": question, "next": 0, "done": [], "steps": [], "stopped_by": None},
             config={"configurable": {"run": run}, "recursion_limit": 4 * self._settings.max_steps},
         )
@@ -236,8 +236,6 @@ class Orchestrator:
     ) -> Iterator[AnswerEvent | AgentAnswer]:
         """`ask` as it happens: each `Step` as a `step` event (text: the step as JSON),
         then the `AgentAnswer`. The run is a thread of its own; its error is raised here."""
-        import json
-
         events: queue.Queue[Step | AgentAnswer | BaseException] = queue.Queue()
 
         def run() -> None:
@@ -259,10 +257,24 @@ class Orchestrator:
 
     # --- nodes ---------------------------------------------------------------------------
 
-    def _build(self) -> Any:
+    def _graph(self) -> Any:
+        """The compiled graph, built once. Nodes find their question's `_Run` in the run's
+        config (`get_config`), so the graph itself is shared by concurrent questions."""
+        if self._compiled is None:
+            self._compiled = self._build()
+        return self._compiled
 
-        def plan(state: _State, config: RunnableConfig) -> dict[str, Any]:
-            run: _Run = config["configurable"]["run"]
+    def _build(self) -> Any:
+        from langgraph.config import get_config
+        from langgraph.graph import END, START, StateGraph
+        from langgraph.types import Send
+
+        def current() -> _Run:
+            run: _Run = get_config()["configurable"]["run"]
+            return run
+
+        def plan(state: _State) -> dict[str, Any]:
+            run = current()
             with stage(Stage.PLAN):
                 start = time.perf_counter()
                 limit = min(self._settings.max_sub_questions, self._settings.max_steps - 2)
@@ -272,13 +284,13 @@ class Orchestrator:
             self._audit("agent.plan", run.context, {"sub_questions": len(subs)})
             return {"subs": subs, "steps": [step]}
 
-        def dispatch(state: _State, config: RunnableConfig) -> dict[str, Any]:
+        def dispatch(state: _State) -> dict[str, Any]:
             """Between waves: a bound reached stops the run before the next wave."""
-            run: _Run = config["configurable"]["run"]
+            run = current()
             stopped = state.get("stopped_by") or run.bound_reached(len(state["steps"]))
             return {"stopped_by": stopped}
 
-        def wave(state: _State, config: RunnableConfig) -> list[Any] | str:
+        def wave(state: _State) -> list[Any] | str:
             if state.get("stopped_by") or state["next"] >= len(state["subs"]):
                 return "done"
             first = state["next"]
@@ -287,8 +299,8 @@ class Orchestrator:
                 Send("research", {"index": i, "sub": state["subs"][i]}) for i in range(first, last)
             ]
 
-        def research(job: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-            run: _Run = config["configurable"]["run"]
+        def research(job: dict[str, Any]) -> dict[str, Any]:
+            run = current()
             start = time.perf_counter()
             with stage(Stage.AGENT, **{"rag.sub_question": job["index"]}):
                 answer = self._ask(job["sub"], self._settings.sub_top_k, run.filters, run.context)
@@ -329,7 +341,7 @@ class _Run:
 
     def __init__(
         self,
-        owner: Orchestrator,
+        settings: AgentSettings,
         question: str,
         filters: Filters | None,
         context: RequestContext,
@@ -339,7 +351,7 @@ class _Run:
         self.filters = filters
         self.context = context
         self.emit = emit
-        self._settings = owner._settings
+        self._settings = settings
         self._started = time.monotonic()
         self.tokens = 0
         self.cost_usd = 0.0

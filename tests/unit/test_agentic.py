@@ -222,3 +222,10 @@ def test_an_error_in_the_run_reaches_the_stream_s_reader() -> None:
 
     with pytest.raises(RuntimeError, match="store down"):
         list(Orchestrator(broken, AgentSettings()).stream("Alpha one? Beta two?"))
+
+
+def test_the_planner_drops_a_repeated_part_and_keeps_the_order() -> None:
+    assert RulePlanner().plan("Alpha one? Beta two? alpha ONE?", limit=4) == [
+        "Alpha one?",
+        "Beta two?",
+    ]
