@@ -171,8 +171,8 @@ bench-store: setup ## Latency of the embedded engine vs qdrant-client local mode
 bench-tenancy: setup ## What tenant scoping costs: in-engine filter vs none vs post-filter (POINTS=20000)
 	$(PY) -m eval.bench_tenancy --points $(or $(POINTS),20000) $(if $(OUT),--out $(OUT))
 
-bench-scale: setup ## Scaling curves of the embedded engine: 10k/100k real chunks, float vs int8 (DATA=../shared/data) [OUT=f.json]
-	$(PY) -m eval.bench_scale --data $(or $(DATA),../shared/data) $(if $(OUT),--out $(OUT))
+bench-scale: setup ## Scaling curves of the embedded engine: 10k/30k/100k real chunks, float vs int8 (DATA=../shared/data) [SIZES=a,b] [OUT=f.json]
+	$(PY) -m eval.bench_scale --data $(or $(DATA),../shared/data) $(if $(SIZES),--sizes $(SIZES)) $(if $(OUT),--out $(OUT))
 
 bench-cache: setup ## Answer cache: exact-repeat and semantic hit latency, false hits, cost saved [ENTRIES=10000] [OUT=f.json]
 	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(ENTRIES),--entries $(ENTRIES)) $(if $(OUT),--out $(OUT))

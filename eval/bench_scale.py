@@ -341,7 +341,7 @@ def _million_note(report: dict[str, Any], largest: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--sizes", default="10000,30000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--ef-sweep", default="32,64,128,256")
