@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-scale bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix eval-multihop costs audit sbom bandit-baseline test-faults infra-check clean
+.PHONY: help setup demo serve keys test test-unit lint fmt lock llm-deps llm-local bench-ingest bench-store bench-tenancy bench-scale bench-workers bench-cache bench-load eval eval-gate eval-beir eval-qa eval-docs eval-questions eval-realdocs eval-unanswerable eval-injection eval-grounding eval-matrix eval-multihop costs audit sbom bandit-baseline test-faults infra-check clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -173,6 +173,9 @@ bench-tenancy: setup ## What tenant scoping costs: in-engine filter vs none vs p
 
 bench-scale: setup ## Scaling curves of the embedded engine: 10k/30k/100k real chunks, float vs int8 (DATA=../shared/data) [SIZES=a,b] [OUT=f.json]
 	$(PY) -m eval.bench_scale --data $(or $(DATA),../shared/data) $(if $(SIZES),--sizes $(SIZES)) $(if $(OUT),--out $(OUT))
+
+bench-workers: setup ## Ingest through the Redis queue with 1/2/4 `rag worker` processes: chunks/s each [DATA=<BEIR dir>] [OUT=f.json]
+	$(PY) -m eval.bench_workers $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))
 
 bench-cache: setup ## Answer cache: exact-repeat and semantic hit latency, false hits, cost saved [ENTRIES=10000] [OUT=f.json]
 	$(PY) -m eval.bench_cache $(if $(DATA),--data $(DATA)) $(if $(ENTRIES),--entries $(ENTRIES)) $(if $(OUT),--out $(OUT))
