@@ -529,6 +529,115 @@ def costs(
     console.print(table)
 
 
+class PlanQuantization(StrEnum):
+    NONE = "none"
+    INT8 = "int8"
+
+
+@app.command()
+def plan(
+    documents: Annotated[int, typer.Option(min=1, help="Documents in the corpus.")],
+    avg_chars: Annotated[
+        int, typer.Option(min=1, help="Average characters of text a document.")
+    ] = 3000,
+    qps: Annotated[float, typer.Option(min=0.001, help="Questions a second at peak.")] = 1.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent clients at peak.")] = 10,
+    llm: Annotated[
+        str, typer.Option(help="Generation model: a catalog name, or 'extractive' (no LLM).")
+    ] = "gpt-4.1-mini",
+    quantization: Annotated[
+        PlanQuantization, typer.Option(help="Vectors in RAM: none (float32) or int8.")
+    ] = PlanQuantization.NONE,
+    replication: Annotated[int, typer.Option(min=1, help="Copies of each shard.")] = 2,
+    node_ram_gb: Annotated[float, typer.Option(help="RAM of one Qdrant node.")] = 16.0,
+    ingest_hours: Annotated[float, typer.Option(help="Time to (re)ingest everything.")] = 8.0,
+    embedding_dims: Annotated[
+        int | None, typer.Option(min=1, help="Another embedding model's dimensions.")
+    ] = None,
+    embedding_price: Annotated[
+        float, typer.Option(min=0, help="USD per 1M embedded tokens (0: the local model).")
+    ] = 0.0,
+    cache_hit_rate: Annotated[
+        float | None, typer.Option(min=0, max=0.99, help="Share of answers from the cache.")
+    ] = None,
+    benchmarks: Annotated[
+        Path, typer.Option(help="Folder of the benchmark JSONs the constants come from.")
+    ] = Path("docs/benchmarks"),
+    scale: Annotated[
+        Path | None, typer.Option(help="A bench-scale JSON other than the folder's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """Capacity and cost of a deployment: vectors, Qdrant RAM and disk, nodes and shards,
+    API and worker replicas, ingest time, monthly LLM and embedding spend, each with its
+    formula and the measured constants it used (docs/adr/0029-capacity-planner.md)."""
+    import dataclasses
+    import json
+    from datetime import UTC, timedelta
+
+    from eval.capacity import Workload, estimate, from_files, prompt_shape_tokens
+    from gateway.prompting import load_template
+
+    ctx = _context()
+    try:
+        settings = ctx.settings
+        workload = Workload(
+            documents=documents,
+            avg_chars=avg_chars,
+            qps=qps,
+            concurrency=concurrency,
+            llm=llm,
+            quantization="int8" if quantization is PlanQuantization.INT8 else "none",
+            replication=replication,
+            node_ram_gb=node_ram_gb,
+            ingest_hours=ingest_hours,
+            embedding_dims=embedding_dims,
+            embedding_price_per_mtok=embedding_price,
+            cache_hit_rate=cache_hit_rate,
+        )
+        template = load_template()
+        max_output = 0 if llm == "extractive" else ctx.catalog.get(llm).max_output_tokens
+
+        def price() -> tuple[float, float, str]:
+            if llm == "extractive":
+                return 0.0, 0.0, "extractive: no LLM"
+            spec = ctx.catalog.get(llm)
+            return spec.input_per_mtok, spec.output_per_mtok, f"catalog {spec.name}"
+
+        measured = from_files(
+            benchmarks,
+            scale=scale,
+            quantization=workload.quantization,
+            lines=ctx.ledger.report(since=datetime.now(UTC) - timedelta(days=90)),
+            prompt_tokens=prompt_shape_tokens(
+                template.system,
+                template.user,
+                settings.retrieval.top_k,
+                settings.ingest.chunk_size,
+            ),
+            max_output=max_output,
+            price=price,
+            chunk_size=settings.ingest.chunk_size,
+            chunk_overlap=settings.ingest.chunk_overlap,
+        )
+        estimates = estimate(workload, measured)
+    except RagError as exc:
+        _fail(exc)
+    finally:
+        ctx.close()
+    if as_json:
+        print(json.dumps([dataclasses.asdict(e) for e in estimates], indent=2))
+        return
+    table = Table(title=f"Plan: {documents:,} documents, {qps:g} questions/s, {llm}")
+    for column in ("estimate", "value", "unit", "formula and constants"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for e in estimates:
+        constants = "\n".join(f"  {k} = {v}" for k, v in e.constants.items())
+        value = f"{e.value:,.0f}" if abs(e.value) >= 100 else f"{e.value:,.2f}"
+        table.add_row(e.name, value, e.unit, e.formula + ("\n" + constants if constants else ""))
+    console.print(table)
+
+
 @app.command()
 def demo(
     docs: Annotated[Path, typer.Option(help="Notes to render as the sample corpus.")] = Path(

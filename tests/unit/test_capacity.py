@@ -1,0 +1,203 @@
+"""The capacity planner (`rag plan`): its fits, formulas and inputs, and its estimates
+checked against what bench-scale measured (docs/benchmarks/bench-scale.json)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import ConfigError
+from core.types import CostLine
+from eval.capacity import (
+    BENCHMARKS,
+    Measured,
+    StoreCurves,
+    Workload,
+    estimate,
+    fit,
+    ingest_rate,
+    ledger_profile,
+    load_report,
+    store_curves,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+MEASURED = PROJECT / BENCHMARKS / "bench-scale.json"
+
+
+def _row(n: int, per_point_kb: float) -> dict[str, float]:
+    return {
+        "vector_ram_mb": n * 1536 / 2**20,
+        "full_vectors_mb": n * 1536 / 2**20,
+        "serving_rss_mb": 50 + n * per_point_kb / 1024,
+        "disk_mb": 200 + n * 5 / 1024,
+        "upsert_s": n / 5000,
+        "index_build_s": n * math.log(n) / 1e5,
+        "hybrid_p95_ms": 1 + 0.5 * math.log(n),
+    }
+
+
+def _report() -> dict[str, Any]:
+    sizes = {}
+    for n in (10_000, 30_000, 100_000):
+        row: dict[str, Any] = dict(_row(n, 4.0))
+        row["int8"] = {**_row(n, 2.0), "vector_ram_mb": n * 388 / 2**20}
+        sizes[str(n)] = row
+    return {"base_chunks": 1000, "base_embed_s": 40.0, "sizes": sizes}
+
+
+def _measured(curves: StoreCurves, **changes: Any) -> Measured:
+    values: dict[str, Any] = {
+        "curves": curves,
+        "ingest_chunks_per_s": (25.0, "test"),
+        "api_ask_rps": (10.0, "test"),
+        "api_clients": (20, "test"),
+        "tokens_in": (1000.0, "test"),
+        "tokens_out": (200.0, "test"),
+        "cache_hit_rate": (0.0, "test"),
+        "price_in": (0.4, "test"),
+        "price_out": (1.6, "test"),
+        "chunk_size": 600,
+        "chunk_overlap": 150,
+    }
+    return Measured(**(values | changes))
+
+
+def _plan(workload: Workload, measured: Measured) -> dict[str, float]:
+    return {e.name: e.value for e in estimate(workload, measured)}
+
+
+def test_a_linear_fit_through_measured_points_returns_them() -> None:
+    line = fit([(10, 25.0), (30, 65.0), (100, 205.0)], "n", "test")
+    assert line(10) == pytest.approx(25.0)
+    assert line(1000) == pytest.approx(2005.0)
+    assert "fitted on 10, 30, 100" in line.describe()
+
+
+def test_one_size_fits_through_the_origin() -> None:
+    assert fit([(100, 50.0)], "n", "test")(1000) == pytest.approx(500.0)
+
+
+def test_no_sizes_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no measured sizes"):
+        fit([], "n", "test")
+
+
+def test_vectors_follow_the_chunking_settings() -> None:
+    curves = store_curves(_report(), "none")
+    one = _plan(Workload(documents=1000, avg_chars=600, qps=1, concurrency=1), _measured(curves))
+    two = _plan(Workload(documents=1000, avg_chars=1050, qps=1, concurrency=1), _measured(curves))
+    assert one["vectors"] == 1000
+    assert two["vectors"] == 2000  # (1050 - 150) / (600 - 150) chunks a document
+
+
+def test_int8_plans_less_vector_ram_than_float() -> None:
+    report = _report()
+    work = Workload(documents=1_000_000, avg_chars=600, qps=1, concurrency=1)
+    full = _plan(work, _measured(store_curves(report, "none")))
+    int8 = _plan(work, _measured(store_curves(report, "int8")))
+    assert full["vector_ram_mb"] / int8["vector_ram_mb"] == pytest.approx(1536 / 388, rel=0.01)
+
+
+def test_other_dimensions_scale_the_vectors_not_the_rest() -> None:
+    curves = store_curves(_report(), "none")
+    work = Workload(documents=100_000, avg_chars=600, qps=1, concurrency=1)
+    base = _plan(work, _measured(curves))
+    wide = _plan(replace(work, embedding_dims=768), _measured(curves))
+    assert curves.dims == 384
+    assert wide["vector_ram_mb"] == pytest.approx(2 * base["vector_ram_mb"])
+    extra = wide["vector_ram_mb"] - base["vector_ram_mb"]
+    assert wide["qdrant_ram_mb"] == pytest.approx(base["qdrant_ram_mb"] + extra)
+
+
+def test_replicas_and_nodes_follow_load_and_ram() -> None:
+    curves = store_curves(_report(), "none")
+    small = _plan(Workload(documents=1000, avg_chars=600, qps=1, concurrency=5), _measured(curves))
+    busy = _plan(Workload(documents=1000, avg_chars=600, qps=70, concurrency=5), _measured(curves))
+    big = _plan(
+        Workload(documents=50_000_000, avg_chars=600, qps=1, concurrency=5, node_ram_gb=8),
+        _measured(curves),
+    )
+    assert small["api_replicas"] == 2  # never fewer than two
+    assert busy["api_replicas"] == 10  # 70 / (10 rps * 0.7)
+    assert small["qdrant_nodes"] == 3
+    assert small["qdrant_shards"] == 6
+    assert big["qdrant_nodes"] > 3
+    assert big["qdrant_ram_mb_per_node"] <= 8 * 1024 * 0.75
+
+
+def test_llm_cost_is_answers_times_tokens_times_price() -> None:
+    curves = store_curves(_report(), "none")
+    work = Workload(documents=1000, avg_chars=600, qps=1, concurrency=1, cache_hit_rate=0.25)
+    cost = _plan(work, _measured(curves))["llm_usd_a_month"]
+    answers = 30 * 24 * 3600 * 0.75
+    assert cost == pytest.approx(answers * (1000 * 0.4 + 200 * 1.6) / 1e6)
+
+
+def test_workers_and_hours_meet_the_ingest_window() -> None:
+    curves = store_curves(_report(), "none")
+    work = Workload(documents=2_000_000, avg_chars=600, qps=1, concurrency=1, ingest_hours=4)
+    plan = _plan(work, _measured(curves))
+    assert plan["ingest_workers"] == math.ceil(2_000_000 / (25 * 4 * 3600))
+    hours = 2_000_000 / (25 * plan["ingest_workers"]) / 3600
+    assert hours <= plan["ingest_hours"] <= 4 + curves.index_build_s(2_000_000) / 3600
+
+
+def _line(requests: int, tokens_in: int, tokens_out: int, hits: int = 0) -> CostLine:
+    return CostLine(date(2026, 11, 1), "acme", "m", requests, tokens_in, tokens_out, 0, 0, 0, hits)
+
+
+def test_tokens_come_from_the_ledger_when_it_has_answers() -> None:
+    lines = [_line(40, 40_000, 6_000, hits=10), _line(10, 0, 0, hits=10)]
+    tin, tout, hits = ledger_profile(lines, prompt_tokens=999, max_output=512)
+    assert tin[0] == pytest.approx(40_000 / 30)
+    assert "ledger" in tin[1]
+    assert tout[0] == pytest.approx(6_000 / 30)
+    assert hits[0] == pytest.approx(20 / 50)
+
+
+def test_a_thin_ledger_falls_back_to_the_prompt_shape() -> None:
+    tin, tout, hits = ledger_profile([_line(3, 3000, 300)], prompt_tokens=999, max_output=512)
+    assert tin[0] == 999
+    assert "prompt shape" in tin[1]
+    assert tout[0] == 512
+    assert hits[0] == 0
+
+
+def test_ingest_rate_prefers_the_most_end_to_end_benchmark() -> None:
+    scale = {"base_chunks": 100, "base_embed_s": 4}
+    assert ingest_rate(None, None, scale)[0] == 25
+    assert ingest_rate(None, {"chunks_per_s": 20}, scale)[0] == 20
+    workers = {"workers": {"1": {"chunks_per_s": 18}}}
+    assert ingest_rate(workers, {"chunks_per_s": 20}, scale) == (
+        18,
+        "bench-workers.json workers.1.chunks_per_s",
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"documents": 0}, {"qps": 0}, {"cache_hit_rate": 1.0}, {"replication": 0}],
+)
+def test_impossible_workloads_are_refused(changes: dict[str, Any]) -> None:
+    values: dict[str, Any] = {"documents": 10, "avg_chars": 600, "qps": 1, "concurrency": 1}
+    with pytest.raises(ConfigError):
+        Workload(**(values | changes))
+
+
+def test_a_broken_benchmark_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bench-scale.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a benchmark JSON"):
+        load_report(bad)
+    with pytest.raises(ConfigError, match="no benchmark at"):
+        load_report(tmp_path / "missing.json")
+    bad.write_text(json.dumps({"sizes": {"100": {"vector_ram_mb": 1}}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="make bench-scale"):
+        store_curves(load_report(bad), "none")
