@@ -111,7 +111,7 @@ async def _answer_stream(
     """The stream, opened before the response starts (`api.deps.answer_stream`, or
     `agent_stream` when the question goes to the agentic mode)."""
     scope = _ask_context(who, body)
-    if context.agent.route(body.question, body.mode).mode == "agentic":
+    if context.agent.route(body.question, body.mode, scope).mode == "agentic":
         async with agent_stream(
             context, who, body.question, body.mode, body.top_k, body.filters, scope
         ) as agentic:
@@ -252,7 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         from retrieval.agentic import AgentAnswer
 
-        route = context.agent.route(body.question, body.mode)
+        route = context.agent.route(body.question, body.mode, _ask_context(who, body))
         try:
             event = stream.first
             while event is not None:

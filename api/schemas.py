@@ -205,6 +205,11 @@ class AgentOut(BaseModel):
     reason: str = Field(description="Why this mode: the router's rule, or the caller's choice")
     forced: bool
     sub_questions: list[str] = []
+    planned_by: str | None = Field(
+        default=None,
+        description="Who wrote the sub-questions: rules, a model, or the rules and why the "
+        "model's plan was not used",
+    )
     steps: list[StepOut] = []
     stopped_by: str | None = Field(
         default=None,
@@ -221,6 +226,7 @@ class AgentOut(BaseModel):
             reason=route.reason,
             forced=route.forced,
             sub_questions=list(result.sub_questions),
+            planned_by=result.planned_by,
             steps=[StepOut(**asdict(step)) for step in result.steps],
             stopped_by=result.stopped_by,
         )

@@ -132,8 +132,9 @@ class AppContext(Components):
     @cached_property
     def agent(self) -> Orchestrator:
         """The agentic mode over `service`: each sub-question is a `service.ask` (the
-        caller's scope, the gateway, the guard), each step an audit record."""
-        from retrieval.agentic import Orchestrator
+        caller's scope, the gateway, the guard), each step an audit record. With the LLM
+        on, the gateway also writes the plan and settles routes no rule decides."""
+        from retrieval.agentic import LlmPlanner, Orchestrator, Router
 
         def audit(action: str, context: RequestContext, detail: dict[str, object]) -> None:
             self.audit_event(action, context.key_id, context.tenant, "ok", (), **detail)
@@ -143,6 +144,12 @@ class AppContext(Components):
         ) -> Answer:  # the context's service at call time, as every surface uses it
             return self.service.ask(question, top_k, filters, context)
 
+        if self.settings.llm.enabled:
+            from gateway.gateway import LlmGateway
+
+            if isinstance(gateway := self.generator, LlmGateway):
+                planner, router = LlmPlanner(gateway), Router(gateway)
+                return Orchestrator(ask, self.settings.agent, planner, router, audit)
         return Orchestrator(ask, self.settings.agent, audit=audit)
 
     @cached_property

@@ -9,6 +9,11 @@
     every model failed or none eligible
       -> the extractive generator           cited sentences, no LLM, never fails
 
+    complete(task, text, context)           a short task that is not an answer (the agentic
+                                            mode's plan and route): the same routing,
+                                            breakers, retries, budgets and ledger; None
+                                            when no model may or could reply
+
 Streaming applies the same chain *before the first token*: a model that fails to start
 streaming is skipped; once a token has been sent, the answer is that model's. The
 answer cache (gateway.cache) sits in front, in `RagService`, so a hit skips retrieval.
@@ -20,8 +25,9 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from core.errors import CircuitOpenError, LedgerError, ProviderError
 from core.ports import ChatModel, Generator, Ledger
@@ -45,11 +51,25 @@ from gateway.catalog import Catalog, ModelSpec
 from gateway.prompting import PromptTemplate, check_citations, fit_prompt, load_template
 from gateway.resilience import CircuitBreaker, call_with_retries
 from gateway.routing import BudgetState, RouteDecision, Router
+from gateway.wire import estimate_prompt_tokens
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_FOUND_MARK = "NOT_FOUND"
+
+#: The short tasks beside answering, each a template `prompts/<task>.v1.toml`.
+Task = Literal["plan_questions", "route_question"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReply:
+    """A model's reply to a `Task`, unchecked (the caller validates it), with its cost."""
+
+    text: str
+    model: str
+    usage: Usage
+    cost_usd: float
 
 
 class LlmGateway:
@@ -83,6 +103,7 @@ class LlmGateway:
             name: CircuitBreaker(name, settings.breaker_failures, settings.breaker_reset_s)
             for name in self._models
         }
+        self._tasks: dict[Task, PromptTemplate] = {}
 
     @property
     def name(self) -> str:
@@ -191,6 +212,75 @@ class LlmGateway:
             ),
         )
 
+    # -- short tasks (not answers) --------------------------------------------------------
+
+    def complete(
+        self,
+        task: Task,
+        text: str,
+        context: RequestContext | None = None,
+        *,
+        limit: int = 0,
+        cheapest: bool = False,
+    ) -> TaskReply | None:
+        """One short completion that is not a grounded answer: a plan, a route.
+
+        The request's route (sensitivity, budget; `cheapest`: cheapest eligible model
+        first), each model behind its breaker with retries, one ledger row under the
+        caller's tenant when a model replied. None when no model may or could reply: the
+        caller keeps its rules. `limit` fills the template's `{limit}`.
+        """
+        context = context or RequestContext()
+        start = time.perf_counter()
+        template = self._task_template(task)
+        values = {"question": text, "limit": limit}
+        messages = [
+            ChatMessage("system", template.system.format(**values)),
+            ChatMessage("user", template.user.format(**values)),
+        ]
+        decision = self._router.decide(text, context, self.budget_state(context.tenant))
+        chain = decision.chain
+        if cheapest:
+            chain = tuple(sorted(chain, key=lambda m: m.blended_price))
+        attempts: list[str] = []
+        for spec in chain:
+            cap = min(spec.max_output_tokens, template.max_output_tokens or spec.max_output_tokens)
+            if estimate_prompt_tokens(messages) + cap > spec.context_window:
+                attempts.append(f"{spec.name}: the prompt does not fit its context window")
+                continue
+            began = time.perf_counter()
+            try:
+                completion = self._complete(spec, messages, attempts, cap)
+            except ProviderError as exc:
+                count_fallback(spec.name)
+                attempts.append(str(exc))
+                log.warning("model %s failed on %s: %s", spec.name, task, exc)
+                continue
+            self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
+            cost = spec.cost(completion.usage)
+            record_usage(spec.name, completion.usage, cost, context.tenant)
+            self._record(
+                LedgerEntry(
+                    at=self._clock(),
+                    tenant=context.tenant,
+                    model=spec.name,
+                    rung=Rung.LLM,
+                    input_tokens=completion.usage.input_tokens,
+                    output_tokens=completion.usage.output_tokens,
+                    cost_usd=cost,
+                    latency_ms=(time.perf_counter() - start) * 1000,
+                    route=f"{task}: {decision.reason}",
+                )
+            )
+            return TaskReply(completion.text, spec.name, completion.usage, cost)
+        log.info("%s: no model replied (%s; %s)", task, decision.reason, "; ".join(attempts))
+        return None
+
+    def _task_template(self, task: Task) -> PromptTemplate:
+        if task not in self._tasks:
+            self._tasks[task] = load_template(task, 1)
+        return self._tasks[task]
+
     # -- streaming ----------------------------------------------------------------------
 
     def stream(
@@ -259,15 +349,19 @@ class LlmGateway:
     # -- shared steps -------------------------------------------------------------------
 
     def _complete(
-        self, spec: ModelSpec, messages: Sequence[ChatMessage], attempts: list[str]
+        self,
+        spec: ModelSpec,
+        messages: Sequence[ChatMessage],
+        attempts: list[str],
+        max_tokens: int | None = None,
     ) -> Completion:
         """One model's completion through its breaker, transient errors retried."""
         model = self._models[spec.name]
+        cap = max_tokens or spec.max_output_tokens
         with stage(Stage.MODEL, **{"rag.model": spec.name}):
             return self._breakers[spec.name].call(
                 lambda: self._retrying(
-                    lambda: model.complete(messages, spec.max_output_tokens, spec.timeout_s),
-                    attempts,
+                    lambda: model.complete(messages, cap, spec.timeout_s), attempts
                 )
             )
 

@@ -31,6 +31,8 @@ class PromptTemplate:
     version: int
     system: str
     user: str
+    #: A cap on the reply for short tasks (a plan, a route); None: the model's own cap.
+    max_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +53,15 @@ def load_template(name: str = "grounded_answer", version: int = 1) -> PromptTemp
     path = PROMPTS_DIR / f"{name}.v{version}.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        cap = data.get("max_output_tokens")
         return PromptTemplate(
-            str(data["name"]), int(data["version"]), str(data["system"]), str(data["user"])
+            str(data["name"]),
+            int(data["version"]),
+            str(data["system"]),
+            str(data["user"]),
+            None if cap is None else int(cap),
         )
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"prompt template {path} is missing or invalid: {exc}") from exc
 
 

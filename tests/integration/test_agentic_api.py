@@ -61,6 +61,7 @@ def test_one_question_stays_single_shot_and_the_caller_can_force_either(
         "reason": "one question: one retrieval",
         "forced": False,
         "sub_questions": [],
+        "planned_by": None,
         "steps": [],
         "stopped_by": None,
     }
