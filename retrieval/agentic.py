@@ -85,7 +85,7 @@ class Route:
     mode: Literal["single", "agentic"]
     reason: str
     forced: bool = False
-    model: str = ""  # the model that was asked, when one replied (its call is a step)
+    model: str = ""  # the model asked for this route, when one replied (its call is a step)
     usage: Usage = dataclasses.field(default_factory=Usage)
     cost_usd: float = 0.0
 
@@ -100,7 +100,7 @@ class Router:
     With a `model`, a question no rule sends to the agents is put to the cheapest eligible
     model for a one-word verdict (single or agentic); any other reply keeps the rules'.
     Verdicts are remembered per tenant and question (the API routes a streamed question
-    before it runs it: one model call, not two)."""
+    before it runs it: one model call, not two); a remembered one cost nothing this time."""
 
     def __init__(self, model: TaskModel | None = None, remember: int = 256) -> None:
         self._model = model
@@ -126,7 +126,7 @@ class Router:
         with self._lock:
             if (known := self._verdicts.get(key)) is not None:
                 self._verdicts.move_to_end(key)
-                return known
+                return dataclasses.replace(known, model="", usage=Usage(), cost_usd=0.0)
         reply = model.complete("route_question", question, context, cheapest=True)
         if reply is None:
             return Route("single", f"{_ONE_QUESTION}; no model replied, rules kept")

@@ -169,7 +169,7 @@ def test_parse_plan_reads_the_reply_as_external_input() -> None:
 
 
 def test_the_cheapest_model_settles_a_question_no_rule_decides(ledger: SqlLedger) -> None:
-    cheap, strong = Provider("Agentic."), Provider()
+    cheap, strong = Provider("Agentic.", "single"), Provider()
     router = Router(_gateway(ledger, **{"gpt-4.1-mini": cheap, "gpt-4.1": strong}))
     acme = RequestContext(tenant="acme")
     route = router.route(NO_RULE, context=acme)  # "why": the answer route puts strong first
@@ -182,8 +182,15 @@ def test_the_cheapest_model_settles_a_question_no_rule_decides(ledger: SqlLedger
     assert route.cost_usd > 0
     assert strong.bodies == []
     assert cheap.bodies[0]["max_tokens"] == 4
-    assert router.route(NO_RULE, context=acme) == route  # remembered: one call, not two
+    again = router.route(NO_RULE, context=acme)  # remembered: one call, not two
+    assert (again.mode, again.reason, again.model, again.cost_usd) == (
+        "agentic",
+        route.reason,
+        "",  # no model was asked this time, and nothing was spent
+        0.0,
+    )
     assert len(cheap.bodies) == 1
+    assert router.route(NO_RULE).model == "gpt-4.1-mini"  # another tenant: its own call
 
 
 @pytest.mark.parametrize(
