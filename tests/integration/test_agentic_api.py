@@ -42,6 +42,7 @@ def test_a_two_part_question_is_routed_to_the_agents_and_cites_both_parts(
     agent = body["agent"]
     assert agent["mode"] == "agentic"
     assert agent["reason"] == "a question in several parts"
+    assert agent["planned_by"] == "rules"  # the LLM is off: no model planner
     assert agent["sub_questions"] == [
         "Which library parses the documents?",
         "How many times is the query embedded?",
