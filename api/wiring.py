@@ -147,9 +147,11 @@ class AppContext(Components):
         if self.settings.llm.enabled:
             from gateway.gateway import LlmGateway
 
+            agent = self.settings.agent
             if isinstance(gateway := self.generator, LlmGateway):
-                planner, router = LlmPlanner(gateway), Router(gateway)
-                return Orchestrator(ask, self.settings.agent, planner, router, audit)
+                planner = LlmPlanner(gateway) if agent.model_planner else None
+                router = Router(gateway if agent.model_router else None)
+                return Orchestrator(ask, agent, planner, router, audit)
         return Orchestrator(ask, self.settings.agent, audit=audit)
 
     @cached_property

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from core.settings import AgentSettings, LlmSettings
+from core.settings import AgentSettings, LlmSettings, Settings
 from core.types import RequestContext
 from gateway.catalog import load_catalog
 from gateway.gateway import LlmGateway
@@ -277,3 +277,25 @@ def test_the_plan_and_route_calls_are_on_the_caller_s_tenant_ledger(ledger: SqlL
     assert ledger.report(tenant="default") == []
     assert result.answer.provenance is not None
     assert result.answer.provenance.cost_usd == pytest.approx(line.cost_usd)
+
+
+def test_the_model_planner_and_router_can_be_switched_off(settings: Settings) -> None:
+    """RAG_AGENT__MODEL_ROUTER/MODEL_PLANNER=false: the app's agent asks no model for a
+    route or a plan even with the LLM on (no provider here: a call would fail loudly)."""
+    from api.wiring import AppContext
+
+    configured = settings.model_copy(
+        update={
+            "llm": LlmSettings(
+                enabled=True, models=["gpt-4.1-mini"], openai_api_key=SecretStr("sk-test")
+            ),
+            "agent": AgentSettings(model_planner=False, model_router=False),
+        }
+    )
+    ctx = AppContext(configured)
+    try:
+        route = ctx.agent.route(NO_RULE, "auto", RequestContext())
+    finally:
+        ctx.close()
+    assert route.model == ""
+    assert "model" not in route.reason
