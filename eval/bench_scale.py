@@ -10,7 +10,10 @@ index build (`optimize()`: Edge builds HNSW only then), dense and hybrid query p
 HNSW recall@10 against exact search (NumPy) on the same real queries, vector RAM by the
 engine's files, process RSS while serving, and disk. At the largest size, queries scoped
 to one of `--tenants` tenants run with and without Qdrant's tenant index (is_tenant).
-Writes JSON and a PNG plot beside it. docs/adr/0025-production-topology.md quotes it.
+After the sizes asked for (10k, 30k, 100k), 1M chunks run too when the largest size's runs,
+scaled as n log n, fit 30 minutes (`--million auto|yes|no`; the JSON says which and why).
+Writes JSON and a PNG plot beside it. docs/adr/0025-production-topology.md quotes it, and
+`rag plan` fits its curves on it (docs/benchmarks/).
 """
 
 from __future__ import annotations
@@ -61,8 +64,28 @@ class Job:
     ef_sweep: tuple[int, ...] = ()
 
 
-def _grown(job: Job) -> tuple[list[IndexedChunk], Floats, list[str], Floats, float]:
-    """The points of one size, the grown vectors, and the real queries."""
+@dataclass(frozen=True, slots=True)
+class Points:
+    """One size's points, kept as arrays: a point's vector becomes a Python list only in
+    its upsert batch (a million lists of 384 floats would take ~12 GB)."""
+
+    chunks: list[Chunk]
+    vectors: Floats
+    sparse: list[SparseVector]
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def batch(self, start: int, size: int) -> list[IndexedChunk]:
+        end = min(start + size, len(self.chunks))
+        return [
+            IndexedChunk(self.chunks[i], self.vectors[i].tolist(), self.sparse[i])
+            for i in range(start, end)
+        ]
+
+
+def _grown(job: Job) -> tuple[Points, list[str], Floats, float]:
+    """The points of one size (with the grown vectors) and the real queries."""
     base = load_base(job.data)
     first, second, mix = grow_plan(len(base.texts), job.size)
     vectors = grow_vectors(base.vectors, first, second, mix, NOISE, seed=1)
@@ -74,7 +97,7 @@ def _grown(job: Job) -> tuple[list[IndexedChunk], Floats, list[str], Floats, flo
     start = time.perf_counter()
     sparse = bm25.encode_documents(texts)
     bm25_s = time.perf_counter() - start
-    points = []
+    chunks = []
     for i, text in enumerate(texts):
         digest = content_hash(text)
         source = f"doc{int(first[i])}"
@@ -89,10 +112,10 @@ def _grown(job: Job) -> tuple[list[IndexedChunk], Floats, list[str], Floats, flo
             content_hash=digest,
             tenant=f"t{i % job.tenants}",
         )
-        points.append(IndexedChunk(chunk, vectors[i].tolist(), sparse[i]))
+        chunks.append(chunk)
     picked = np.linspace(0, len(base.queries) - 1, job.queries).astype(int)
     queries = [base.queries[i] for i in picked]
-    return points, vectors, queries, base.query_vectors[picked], bm25_s
+    return Points(chunks, vectors, sparse), queries, base.query_vectors[picked], bm25_s
 
 
 def _rss_mb() -> dict[str, float]:
@@ -170,21 +193,22 @@ def _tenant_exact(vectors: Floats, qvec: Floats, tenants: int, owners: Ints) -> 
 
 def measure(job: Job) -> dict[str, Any]:
     """Build one collection and measure it (runs in its own process)."""
-    points, vectors, texts, qvec, bm25_s = _grown(job)
+    points, texts, qvec, bm25_s = _grown(job)
+    vectors = points.vectors
     bm25 = Bm25Encoder(SparseSettings())
     qsparse = [bm25.encode_query(t) for t in texts]
     exact = exact_top(vectors, qvec, TOP).tolist()
     owners = np.arange(len(texts)) % job.tenants
     scopes = [Scope(tenant=f"t{o}") for o in owners]
     tenant_exact = _tenant_exact(vectors, qvec, job.tenants, owners)
-    del vectors
     result: dict[str, Any] = {"points": job.size, "bm25_encode_s": round(bm25_s, 1)}
 
     store = EdgeStore(job.folder, "bench", tuning=job.tuning)
-    store.ensure_collection(len(points[0].dense))
+    store.ensure_collection(vectors.shape[1])
+    del vectors  # the points keep the array until they are upserted
     start = time.perf_counter()
     for i in range(0, len(points), BATCH):
-        store.upsert(points[i : i + BATCH])
+        store.upsert(points.batch(i, BATCH))
     upsert_s = time.perf_counter() - start
     start = time.perf_counter()
     store.optimize()
@@ -259,8 +283,10 @@ def _in_fresh_process(job: Job) -> dict[str, Any]:
     """`measure` in a child process, with the machine's load around it (a shared machine's
     other work shows in the latencies: the load average says how much there was)."""
     load_before = os.getloadavg()[0]
+    started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         result = dict(pool.apply(measure, (job,)))
+    result["run_s"] = round(time.perf_counter() - started, 1)
     result["load_avg_1m"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     return result
 
@@ -317,24 +343,20 @@ def _plot(report: dict[str, Any], path: Path) -> None:
 
 
 def _million_note(report: dict[str, Any], largest: int) -> dict[str, Any]:
-    """Whether 1M chunks fit the 30-minute budget, extrapolated from the largest size
-    (upsert linear, HNSW build n log n, both variants)."""
+    """Whether 1M chunks fit the 30-minute budget, extrapolated from the largest size: each
+    variant's whole run (data, BM25, upsert, build, queries) scaled as n log n."""
     row = report["sizes"][str(largest)]
-    factor = 1_000_000 / largest
-    build = sum(
-        r["upsert_s"] * factor + r["index_build_s"] * factor * np.log(1e6) / np.log(largest)
-        for r in (row, row["int8"])
-    )
+    factor = 1_000_000 / largest * np.log(1e6) / np.log(largest)
+    estimated = sum(r["run_s"] for r in (row, row["int8"])) * factor
     return {
         "measured": False,
-        "estimated_build_s": round(float(build)),
+        "estimated_s": round(float(estimated)),
         "budget_s": MILLION_BUDGET_S,
-        "estimated_vector_ram_mb": round(row["vector_ram_mb"] * factor),
-        "estimated_int8_vector_ram_mb": round(row["int8"]["vector_ram_mb"] * factor),
-        "reason": "not run: the two builds alone are estimated at "
-        f"{round(float(build) / 60)} min on this machine (upsert x{factor:.0f}, HNSW "
-        "build n log n, from the largest measured size) plus grown data and BM25 encoding, "
-        "against a 30-minute budget; pass --sizes 1000000 to run it anyway",
+        "estimated_vector_ram_mb": round(row["vector_ram_mb"] * 1_000_000 / largest),
+        "estimated_int8_vector_ram_mb": round(row["int8"]["vector_ram_mb"] * 1_000_000 / largest),
+        "reason": f"the float and int8 runs are estimated at {round(float(estimated) / 60)} "
+        f"min on this machine (the {largest:,} runs scaled as n log n), against a 30-minute "
+        "budget",
     }
 
 
@@ -345,6 +367,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--ef-sweep", default="32,64,128,256")
+    parser.add_argument(
+        "--million",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="1M chunks after the sizes: auto runs it when the estimate fits 30 minutes",
+    )
     parser.add_argument("--out", type=Path, default=Path("reports/bench-scale.json"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -367,35 +395,45 @@ def main() -> None:
         "sizes": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        for size in sizes:
-            largest = size == max(sizes)
 
-            def job(
-                variant: str, tuning: IndexTuning, ef: tuple[int, ...] = (), size: int = size
-            ) -> Job:
+        def run_size(size: int, extras: bool) -> None:
+            """Both variants of one size; the ef sweep and the no-tenant-index build too
+            when `extras` (the largest size asked for)."""
+
+            def job(variant: str, tuning: IndexTuning, ef: tuple[int, ...] = ()) -> Job:
                 return Job(
                     args.data, Path(tmp), size, variant, tuning, args.queries, args.tenants, ef
                 )
 
             started = time.perf_counter()
-            row = _in_fresh_process(job("float", defaults, sweep if largest else ()))
+            row = _in_fresh_process(job("float", defaults, sweep if extras else ()))
             report["sizes"][str(size)] = row
             _save(report, args.out)
             int8 = replace(defaults, quantization="int8", on_disk_vectors=True)
-            row["int8"] = _in_fresh_process(job("int8", int8, sweep if largest else ()))
+            row["int8"] = _in_fresh_process(job("int8", int8, sweep if extras else ()))
             _save(report, args.out)
             quantized = row["int8"]["quantized_vectors_mb"]  # 0: too small to be indexed
             row["int8"]["vector_ram_ratio"] = (
                 round(row["full_vectors_mb"] / quantized, 2) if quantized else None
             )
-            if largest:
+            if extras:
                 plain = replace(defaults, tenant_index=False)
                 row["no_tenant_index"] = _in_fresh_process(job("float-no-tenant-index", plain))
             row["wall_s"] = round(time.perf_counter() - started)
-            report["sizes"][str(size)] = row
             _save(report, args.out)  # a long run keeps what it measured so far
-    if 1_000_000 not in sizes:
-        report["sizes_not_run"] = {"1000000": _million_note(report, max(sizes))}
+
+        for size in sizes:
+            run_size(size, extras=size == max(sizes))
+        if 1_000_000 not in sizes:
+            note = _million_note(report, max(sizes))
+            fits = note["estimated_s"] <= MILLION_BUDGET_S
+            if args.million == "yes" or (args.million == "auto" and fits):
+                report["million"] = note | {"reason": "run: " + note["reason"]}
+                run_size(1_000_000, extras=False)
+            else:
+                report["sizes_not_run"] = {
+                    "1000000": note | {"reason": "not run: " + note["reason"]}
+                }
     png = args.out.with_suffix(".png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _plot(report, png)
