@@ -21,6 +21,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TypeVar
@@ -385,6 +386,29 @@ def bounded_map(
         yield result
 
 
+def _parse_pool(
+    workers: int, parser: Parser, chunker: StructureChunker, redactor: PiiRedactor | None
+) -> Executor:
+    """Where files are parsed while this process embeds: one thread of this process for
+    `workers` == 1, else that many spawn-started processes.
+
+    One thread parses while the embedder runs (ONNX Runtime releases the GIL) and loads the
+    parsers once, in this process: each parse worker process costs ~310 MB of its own
+    (unstructured, spaCy, lxml, an interpreter), which kept the process tree of an ingest of
+    real documents over 1 GB (docs/adr/0027). Processes parse in parallel where cores spare.
+    """
+    if workers == 1:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+    # "spawn": forked workers would inherit this process's open store files and locks,
+    # and keep them after a crash of the parent, blocking the next run.
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(parser, chunker, redactor),
+    )
+
+
 def ingest_paths(
     paths: Sequence[Path],
     parser: Parser,
@@ -407,8 +431,9 @@ def ingest_paths(
     A document's source id is its path relative to `root`, so ids stay stable wherever
     the folder is checked out. With a manifest, unchanged files are skipped without
     parsing, an interrupted run is completed by the next one, and `prune` removes the
-    chunks of the tenant's sources that are no longer among `paths`. `workers` > 1 parses
-    in a process pool while this process embeds and writes. Every chunk belongs to
+    chunks of the tenant's sources that are no longer among `paths`. Files are parsed ahead
+    of the embedder, in a thread (`workers` == 1) or a pool of `workers` processes, while
+    this process embeds and writes (a single file: in line). Every chunk belongs to
     `tenant` and is readable by `access_groups` (none: the whole tenant); `metadata`
     (pipeline version...) is stamped on every chunk with the ingest time. `on_progress`
     hears files and chunks as they move (after each parse, embedding batch and file).
@@ -451,24 +476,18 @@ def ingest_paths(
             on_document(document, len(ids))
 
     writer = StreamingWriter(indexer, completed, tenant, progress.embedded)
-    # "spawn": forked workers would inherit this process's open store files and locks,
-    # and keep them after a crash of the parent, blocking the next run.
-    pool = (
-        ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(parser, chunker, redactor),
-        )
-        if workers > 1 and len(jobs) > 1
-        else None
-    )
+    pool = _parse_pool(workers, parser, chunker, redactor) if len(jobs) > 1 else None
     with ExitStack() as closing:  # on every path: the writer flushes, the pool ends
         closing.callback(writer.close)
         if pool is not None:  # closed first: a failed run stops parsing, then flushes
             closing.callback(pool.shutdown, wait=True, cancel_futures=True)
         results: Iterable[_Parsed | IngestFailure] = (
-            bounded_map(pool, _parse_in_worker, jobs, ahead=workers * PARSE_AHEAD_PER_WORKER)
+            bounded_map(
+                pool,
+                _parse_in_worker if workers > 1 else partial(_parse_one, parser, chunker, redactor),
+                jobs,
+                ahead=workers * PARSE_AHEAD_PER_WORKER,
+            )
             if pool
             else (_parse_one(parser, chunker, redactor, job) for job in jobs)
         )

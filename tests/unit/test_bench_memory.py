@@ -33,6 +33,7 @@ def test_the_peak_counts_the_children_not_only_the_parent() -> None:
             child.communicate()
     assert memory.peak_mb >= alone + 80
     assert memory.peak_root_mb < memory.peak_mb - 70
+    assert memory.peak_children_mb >= 80  # the worker's own share, reported apart
 
 
 def test_a_process_that_is_gone_weighs_nothing() -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from ingest.pipeline import bounded_map
+from core.settings import SparseSettings
+from core.types import ParsedDocument
+from ingest.chunk import StructureChunker
+from ingest.embed import Bm25Encoder
+from ingest.parse import SUPPORTED_SUFFIXES
+from ingest.pipeline import Indexer, bounded_map, discover, ingest_paths
+from tests.fakes import HashEmbedder, LineParser, MemoryStore
 
 
 def test_parsing_runs_only_a_few_files_ahead_of_the_consumer() -> None:
@@ -37,3 +45,40 @@ def test_releasing_freed_memory_is_safe_anywhere() -> None:
 
     release_freed_memory()
     release_freed_memory()
+
+
+class _ThreadRecordingParser(LineParser):
+    """Records the thread each file is parsed in."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def parse(self, path: str, source: str | None = None) -> ParsedDocument:
+        self.threads.append(threading.current_thread().name)
+        return super().parse(path, source)
+
+
+def test_one_parse_worker_is_a_thread_of_the_ingest_process(tmp_path: Path) -> None:
+    """The default: files are parsed in one background thread (the parsers' ~310 MB are
+    paid once, in this process), ahead of the embedder; no worker process is started."""
+    for i in range(5):
+        (tmp_path / f"note-{i}.md").write_text(f"Note {i}\n\nTide {i} is high.\n")
+    (tmp_path / "empty.md").write_text("")
+    parser = _ThreadRecordingParser()
+    store = MemoryStore()
+    before = set(multiprocessing.active_children())
+    report = ingest_paths(
+        discover(tmp_path, SUPPORTED_SUFFIXES),
+        parser,
+        StructureChunker(600, 150),
+        Indexer(HashEmbedder(8), Bm25Encoder(SparseSettings()), store, batch_size=2),
+        root=tmp_path,
+        workers=1,
+    )
+    assert set(multiprocessing.active_children()) == before
+    assert len(parser.threads) == 6
+    assert all(name.startswith("parse") for name in parser.threads)
+    assert threading.current_thread().name not in parser.threads
+    assert report.documents == 5 and report.chunks == store.count() == 5
+    assert [f.source for f in report.failed] == ["empty.md"]  # a failure still surfaces
+    assert not [t for t in threading.enumerate() if t.name.startswith("parse")]  # joined
