@@ -87,7 +87,13 @@ class EmbeddingSettings(BaseModel):
 
     model: str = "all-MiniLM-L6-v2-int8"
     models_dir: Path = Path(".models")
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(
+        default=4,
+        ge=1,
+        description="Texts per model call: the call's working set grows with batch x tokens^2 "
+        "(~200 MB at 4 x 256 tokens, ~750 MB at 32), and batches over 4 were no faster on "
+        "CPU (docs/adr/0027)",
+    )
     threads: int | None = None
     cpu_mem_arena: bool = Field(
         default=False,
@@ -118,7 +124,13 @@ class IngestSettings(BaseModel):
     chunk_overlap: int = Field(default=150, ge=0)
     batch_size: int = Field(default=64, ge=1)
     max_file_mb: float = Field(default=50.0, gt=0)
-    parse_workers: int = Field(default=2, ge=1, le=64)
+    parse_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="1: one parse thread in the ingest process, ahead of the embedder; more: "
+        "that many parse processes, ~310 MB each (docs/adr/0027)",
+    )
     # What one file may cost to parse (ingest/parse.py ParseLimits); beyond, it is refused
     # with a reason naming the knob, and the batch goes on.
     max_unpacked_mb: float = Field(default=200.0, gt=0, description="DOCX/PPTX/XLSX, PDF streams")
