@@ -561,8 +561,11 @@ def plan(
         float | None, typer.Option(min=0, max=0.99, help="Share of answers from the cache.")
     ] = None,
     benchmarks: Annotated[
-        Path, typer.Option(help="Folder of the benchmark JSONs the constants come from.")
-    ] = Path("docs/benchmarks"),
+        Path | None,
+        typer.Option(
+            help="Folder of the benchmark JSONs [default: the project's docs/benchmarks]."
+        ),
+    ] = None,
     scale: Annotated[
         Path | None, typer.Option(help="A bench-scale JSON other than the folder's.")
     ] = None,
@@ -575,7 +578,7 @@ def plan(
     import json
     from datetime import UTC, timedelta
 
-    from eval.capacity import Workload, estimate, from_files, prompt_shape_tokens
+    from eval.capacity import BENCHMARKS, Workload, estimate, from_files, prompt_shape_tokens
     from gateway.prompting import load_template
 
     ctx = _context()
@@ -605,7 +608,7 @@ def plan(
             return spec.input_per_mtok, spec.output_per_mtok, f"catalog {spec.name}"
 
         measured = from_files(
-            benchmarks,
+            benchmarks or BENCHMARKS,
             scale=scale,
             quantization=workload.quantization,
             lines=ctx.ledger.report(since=datetime.now(UTC) - timedelta(days=90)),

@@ -32,11 +32,12 @@ from core.types import CostLine
 
 Quantization = Literal["none", "int8"]
 
-BENCHMARKS = Path("docs/benchmarks")
+BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"  # measured here
 SECONDS_A_MONTH = 30 * 24 * 3600
 CHARS_PER_TOKEN = 4.0  # English text, the providers' rule of thumb (an assumption)
 RAM_HEADROOM = 0.75  # plan a node's RAM to 75 %: page cache, segment merges, growth
 API_UTILISATION = 0.7  # plan an API replica to 70 % of its measured saturation
+QDRANT_RAM_FACTOR = 1.5  # Qdrant's documented rule: RAM ~ vectors x 1.5 (links, indexes)
 MIN_LEDGER_ANSWERS = 20  # fewer LLM answers than this: the prompt's shape instead
 QUESTION_TOKENS = 15  # a question of ~60 characters (an assumption)
 FENCE_CHARS = 120  # the <passage id source where> fence around each passage
@@ -83,44 +84,57 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class Fit:
-    """y = a + b * x (x is n, n ln n or ln n), fitted on measured sizes."""
+    """y = a + b * x with x one of n, n ln n or ln n; or, for `power`, y = e^a * n^b (a
+    straight line in log-log), fitted on measured sizes."""
 
     a: float
     b: float
-    x: Literal["n", "n ln n", "ln n"]
+    x: Shape
     sizes: tuple[int, ...]
     source: str
 
     def __call__(self, n: float) -> float:
+        if self.x == "power":
+            return math.exp(self.a + self.b * math.log(n))
         return self.a + self.b * _transform(self.x, n)
 
     def describe(self) -> str:
         measured = ", ".join(f"{s:,}" for s in self.sizes)
-        return f"{self.a:.4g} + {self.b:.4g} * {self.x} (fitted on {measured}; {self.source})"
+        shape = (
+            f"{math.exp(self.a):.4g} * n^{self.b:.3f}"
+            if self.x == "power"
+            else f"{self.a:.4g} + {self.b:.4g} * {self.x}"
+        )
+        return f"{shape} (fitted on {measured}; {self.source})"
 
 
-def _transform(kind: str, n: float) -> float:
+Shape = Literal["n", "n ln n", "ln n", "power"]
+
+
+def _transform(kind: Shape, n: float) -> float:
     if kind == "n":
         return n
     if kind == "n ln n":
         return n * math.log(n)
-    return math.log(n)
+    return math.log(n)  # ln n, and power's log-log line
 
 
 def fit(
     points: Sequence[tuple[int, float]],
-    x: Literal["n", "n ln n", "ln n"],
+    x: Shape,
     source: str,
     *,
     through_origin: bool = False,
 ) -> Fit:
     """Least squares on the measured (size, value) points; through the origin when asked
-    or when one size is all there is (a slope needs two)."""
+    or when one size is all there is (a slope needs two; a power law then has exponent 1)."""
     if not points:
         raise ConfigError(f"plan: no measured sizes in {source}")
-    xs = [_transform(x, n) for n, _ in points]
-    ys = [y for _, y in points]
     sizes = tuple(n for n, _ in points)
+    if x == "power" and (len(points) == 1 or any(y <= 0 for _, y in points)):
+        return fit(points, "n", source, through_origin=True)
+    xs = [_transform(x, n) for n, _ in points]
+    ys = [math.log(y) if x == "power" else y for _, y in points]
     if through_origin or len(points) == 1:
         slope = sum(a * b for a, b in zip(xs, ys, strict=True)) / sum(a * a for a in xs)
         return Fit(0.0, slope, x, sizes, source)
@@ -164,7 +178,7 @@ def store_curves(
         dims = report.get("dims") or _dims_from(rows)
         return StoreCurves(
             vector_ram_mb=fit(series("vector_ram_mb"), "n", source, through_origin=True),
-            serving_rss_mb=fit(series("serving_rss_mb"), "n", source),
+            serving_rss_mb=fit(series("serving_rss_mb"), "power", source),
             disk_mb=fit(series("disk_mb"), "n", source),
             upsert_s=fit(series("upsert_s"), "n", source, through_origin=True),
             index_build_s=fit(series("index_build_s"), "n ln n", source, through_origin=True),
@@ -291,7 +305,8 @@ def estimate(workload: Workload, measured: Measured) -> list[Estimate]:
         )
     ]
     vector_ram = c.vector_ram_mb(n) * scale
-    rss = c.serving_rss_mb(n) + vector_ram - c.vector_ram_mb(n)
+    touched = c.serving_rss_mb(n) + vector_ram - c.vector_ram_mb(n)
+    rss = max(touched, QDRANT_RAM_FACTOR * vector_ram)
     disk = c.disk_mb(n) + (scale - 1) * _full_vectors_mb(n, c.dims)
     out += [
         Estimate(
@@ -305,9 +320,13 @@ def estimate(workload: Workload, measured: Measured) -> list[Estimate]:
             "qdrant_ram_mb",
             rss,
             "MB a replica",
-            "serving_rss(n) + vector RAM's change for other dims (vectors, HNSW links, "
-            "payload and sparse indexes as a serving process maps them)",
-            {"serving_rss(n)": c.serving_rss_mb.describe()},
+            "max(serving_rss(n) + vector RAM's change for other dims, factor * vector_ram): "
+            "what a serving process mapped (vectors, HNSW links, payload and sparse "
+            "indexes), never under Qdrant's own sizing rule",
+            {
+                "serving_rss(n)": c.serving_rss_mb.describe(),
+                "factor": f"{QDRANT_RAM_FACTOR} (Qdrant's sizing rule: vectors in RAM x 1.5)",
+            },
         ),
         Estimate(
             "qdrant_disk_mb",

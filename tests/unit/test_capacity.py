@@ -17,6 +17,7 @@ from core.types import CostLine
 from eval.capacity import (
     BENCHMARKS,
     Measured,
+    Quantization,
     StoreCurves,
     Workload,
     estimate,
@@ -27,8 +28,7 @@ from eval.capacity import (
     store_curves,
 )
 
-PROJECT = Path(__file__).resolve().parents[2]
-MEASURED = PROJECT / BENCHMARKS / "bench-scale.json"
+MEASURED = BENCHMARKS / "bench-scale.json"
 
 
 def _row(n: int, per_point_kb: float) -> dict[str, float]:
@@ -201,3 +201,58 @@ def test_a_broken_benchmark_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"sizes": {"100": {"vector_ram_mb": 1}}}), encoding="utf-8")
     with pytest.raises(ConfigError, match="make bench-scale"):
         store_curves(load_report(bad), "none")
+
+
+def _plan_100k(quantization: Quantization, below: int | None) -> dict[str, float]:
+    curves = store_curves(load_report(MEASURED), quantization, below=below)
+    work = Workload(
+        documents=100_000, avg_chars=600, qps=1, concurrency=1, quantization=quantization
+    )
+    plan = _plan(work, _measured(curves))
+    assert plan["vectors"] == 100_000
+    return plan
+
+
+def _measured_100k(quantization: Quantization) -> dict[str, float]:
+    row = load_report(MEASURED)["sizes"]["100000"]
+    row = row["int8"] if quantization == "int8" else row
+    return {
+        "vector_ram_mb": row["vector_ram_mb"],
+        "qdrant_ram_mb": row["serving_rss_mb"],
+        "qdrant_disk_mb": row["disk_mb"],
+        "store_build_s": row["upsert_s"] + row["index_build_s"],
+        "store_hybrid_p95_ms": row["hybrid_p95_ms"],
+    }
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_the_plan_for_100k_chunks_matches_bench_scale_within_20_percent(
+    quantization: Quantization,
+) -> None:
+    """The planner as it runs (fitted on every measured size) against the 100k row."""
+    plan = _plan_100k(quantization, below=None)
+    for name, value in _measured_100k(quantization).items():
+        assert plan[name] == pytest.approx(value, rel=0.2), name
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_memory_and_disk_at_100k_extrapolate_from_the_smaller_sizes(
+    quantization: Quantization,
+) -> None:
+    """Fitted on the sizes below 100k only: RAM and disk do not depend on the machine's
+    load, so their curves must extrapolate (times and latencies move with the load and
+    are held to the measured sizes above)."""
+    plan = _plan_100k(quantization, below=100_000)
+    for name, value in _measured_100k(quantization).items():
+        if name.endswith("_mb"):
+            assert plan[name] == pytest.approx(value, rel=0.2), name
+
+
+def test_qdrant_ram_is_never_planned_under_the_vectors_it_serves() -> None:
+    """The serving-RSS curve is sublinear over the measured sizes (fixed files dominate at
+    10k); far beyond them the vectors in RAM, x1.5, are the floor."""
+    curves = store_curves(load_report(MEASURED), "none")
+    plan = _plan(
+        Workload(documents=50_000_000, avg_chars=600, qps=1, concurrency=1), _measured(curves)
+    )
+    assert plan["qdrant_ram_mb"] >= 1.5 * plan["vector_ram_mb"]
