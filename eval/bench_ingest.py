@@ -133,6 +133,7 @@ def main() -> None:
         "config": {
             "embedding_model": embedder.name,
             "batch_size": batch,
+            "embedding_batch_size": settings.embedding.batch_size,
             "chunk_size": settings.ingest.chunk_size,
             "chunk_overlap": settings.ingest.chunk_overlap,
             "store": "qdrant-edge",

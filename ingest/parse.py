@@ -379,8 +379,10 @@ def _partition(fmt: str, path: Path, text: str | None, limits: ParseLimits) -> l
         return partition_json(path, text or "", lines=fmt == "jsonl", limits=limits)
     if fmt == "pdf":
         return partition_pdf_text_layer(str(path), limits=limits)
-    if fmt != "csv":  # every other unstructured partitioner classifies its paragraphs
-        _bound_nlp_heuristics()
+    if fmt == "txt" and looks_like_manpage(text or ""):  # a rendered man page: its own rules
+        return partition_manpage(text or "")
+    if fmt != "csv":  # every other unstructured partitioner classifies its paragraphs with
+        _bound_nlp_heuristics()  # spaCy (~85 MB once loaded): not before one is needed
     if fmt == "md":
         from unstructured.partition.md import partition_md
 
@@ -390,8 +392,6 @@ def _partition(fmt: str, path: Path, text: str | None, limits: ParseLimits) -> l
 
         return list(partition_html(text=clean_html(text or "")))
     if fmt == "txt":
-        if looks_like_manpage(text or ""):  # a rendered man page: its own layout rules
-            return partition_manpage(text or "")
         if looks_like_info(text or ""):  # an info file: its headings are underlined
             from unstructured.partition.md import partition_md
 

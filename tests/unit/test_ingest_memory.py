@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,6 +81,27 @@ def test_one_parse_worker_is_a_thread_of_the_ingest_process(tmp_path: Path) -> N
     assert len(parser.threads) == 6
     assert all(name.startswith("parse") for name in parser.threads)
     assert threading.current_thread().name not in parser.threads
-    assert report.documents == 5 and report.chunks == store.count() == 5
+    assert report.documents == 5
+    assert report.chunks == store.count() == 5
     assert [f.source for f in report.failed] == ["empty.md"]  # a failure still surfaces
     assert not [t for t in threading.enumerate() if t.name.startswith("parse")]  # joined
+
+
+def test_a_man_page_is_parsed_without_loading_spacy(tmp_path: Path) -> None:
+    """unstructured's title-or-prose heuristics load spaCy (~85 MB); a rendered man page has
+    its own partitioner and must not pay for them. A fresh interpreter: others load spaCy."""
+    from tests.unit.test_structure import MAN
+
+    page = tmp_path / "sed.1.txt"
+    page.write_text(MAN)
+    probe = (
+        "import sys; from ingest.parse import UnstructuredParser; "
+        f"doc = UnstructuredParser().parse({str(page)!r}); "
+        "print(len(doc.elements), 'spacy' in sys.modules, 'unstructured' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    elements, spacy, unstructured = run.stdout.split()
+    assert int(elements) > 3
+    assert (spacy, unstructured) == ("False", "False")
