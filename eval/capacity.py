@@ -173,7 +173,10 @@ def store_curves(
         source = f"bench-scale {quantization}"
 
         def series(key: str) -> list[tuple[int, float]]:
-            return [(size, float(row[key])) for size, row in sorted(rows.items())]
+            points = [(size, float(row[key])) for size, row in sorted(rows.items())]
+            if any(size < 2 or not math.isfinite(y) or y < 0 for size, y in points):
+                raise ValueError(f"{key}: sizes must be above 1 and values finite, >= 0")
+            return points
 
         dims = report.get("dims") or _dims_from(rows)
         return StoreCurves(

@@ -201,6 +201,14 @@ def test_a_broken_benchmark_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"sizes": {"100": {"vector_ram_mb": 1}}}), encoding="utf-8")
     with pytest.raises(ConfigError, match="make bench-scale"):
         store_curves(load_report(bad), "none")
+    for broken in ({"0": _row(10_000, 4)}, {"-5": _row(10_000, 4)}, {"x": _row(10_000, 4)}):
+        bad.write_text(json.dumps({"sizes": broken}), encoding="utf-8")
+        with pytest.raises(ConfigError, match="make bench-scale"):
+            store_curves(load_report(bad), "none")
+    row = _row(10_000, 4) | {"disk_mb": float("nan")}
+    bad.write_text(json.dumps({"sizes": {"10000": row}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="finite"):
+        store_curves(load_report(bad), "none")
 
 
 def _plan_100k(quantization: Quantization, below: int | None) -> dict[str, float]:
