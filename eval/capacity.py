@@ -287,7 +287,7 @@ def api_capacity(load: Mapping[str, Any] | None) -> tuple[tuple[float, str], tup
     if not load:
         return (5.0, "assumption: no bench-load.json"), (20, "assumption")
     try:
-        levels = {int(level): row for level, row in load["ask"].items()}
+        levels = {int(str(level).lstrip("c")): row for level, row in load["ask"].items()}
         clients = max(levels)
         rps = max(float(row["rps"]) for row in levels.values())
     except (KeyError, TypeError, ValueError) as exc:

@@ -20,6 +20,7 @@ from eval.capacity import (
     Quantization,
     StoreCurves,
     Workload,
+    api_capacity,
     estimate,
     fit,
     ingest_rate,
@@ -275,3 +276,13 @@ def test_qdrant_ram_is_never_planned_under_the_vectors_it_serves() -> None:
         Workload(documents=50_000_000, avg_chars=600, qps=1, concurrency=1), _measured(curves)
     )
     assert plan["qdrant_ram_mb"] >= 1.5 * plan["vector_ram_mb"]
+
+
+def test_api_capacity_reads_bench_load_levels() -> None:
+    load = {"ask": {"c1": {"rps": 7.0}, "c5": {"rps": 10.5}, "c20": {"rps": 11.3}}}
+    (rps, source), (clients, _) = api_capacity(load)
+    assert (rps, clients) == (11.3, 20)
+    assert "bench-load" in source
+    assert api_capacity(None)[0][1].startswith("assumption")
+    with pytest.raises(ConfigError, match="ask levels"):
+        api_capacity({"search": {}})
