@@ -436,9 +436,10 @@ class AgentSettings(BaseModel):
         "unusable); SmolLM2-135M's plans were usable 5 % of the time (ADR 0028)",
     )
     model_router: bool = Field(
-        default=True,
-        description="With the LLM on, the cheapest model settles routes no rule decides; "
-        "false saves a model call (~0.23 s with SmolLM2-135M, whose verdicts never parsed)",
+        default=False,
+        description="With the LLM on, the cheapest model settles routes no rule decides: "
+        "one more model call on nearly every `auto` question (~0.23 s with SmolLM2-135M, "
+        "whose verdicts never parsed), so opt in with a model that does better (ADR 0028)",
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.wiring import AppContext, build_app_context
-from core.settings import LlmSettings, Settings
+from core.settings import AgentSettings, LlmSettings, Settings
 from core.types import RequestContext
 from tests.llm_server import LocalLlmServer, free_port
 
@@ -53,7 +53,8 @@ def _context(tmp_path: Path, settings: Settings, endpoint: str) -> AppContext:
         require_grounding=True,  # the tiny model rarely cites: the extractive rung does
         max_retries=0,
     )
-    context = build_app_context(settings.model_copy(update={"llm": llm}))
+    agent = AgentSettings(model_router=True)  # opt-in: the test asks the model for a route
+    context = build_app_context(settings.model_copy(update={"llm": llm, "agent": agent}))
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, text in DOCS.items():

@@ -109,10 +109,14 @@ def test_an_injected_document_cannot_change_instructions_or_reach_other_tenants(
 ) -> None:
     body, sent = _ask(llm_server, tmp_path, monkeypatch, "flag")
     system = load_template("grounded_answer", 1).system
-    assert sent, "the local model was asked"
+    answers = [messages for messages in sent if messages[0].content == system]
+    assert answers, "the local model was asked for an answer"
     for messages in sent:
         assert [m.role for m in messages] == ["system", "user"]
-        assert messages[0].content == system  # the instructions are the template's
+        if messages[0].content != system:  # the agentic mode's plan: the question alone
+            assert "<passage" not in messages[1].content
+            assert "Ignore all previous instructions" not in messages[1].content
+    for messages in answers:  # the instructions are the template's
         user = messages[1].content
         assert VAULT not in user
         fence_start = user.rindex("<passage", 0, user.index("Ignore all previous instructions"))
