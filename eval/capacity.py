@@ -38,6 +38,7 @@ CHARS_PER_TOKEN = 4.0  # English text, the providers' rule of thumb (an assumpti
 RAM_HEADROOM = 0.75  # plan a node's RAM to 75 %: page cache, segment merges, growth
 API_UTILISATION = 0.7  # plan an API replica to 70 % of its measured saturation
 QDRANT_RAM_FACTOR = 1.5  # Qdrant's documented rule: RAM ~ vectors x 1.5 (links, indexes)
+MAX_REPORT_BYTES = 16 * 2**20
 MIN_LEDGER_ANSWERS = 20  # fewer LLM answers than this: the prompt's shape instead
 QUESTION_TOKENS = 15  # a question of ~60 characters (an assumption)
 FENCE_CHARS = 120  # the <passage id source where> fence around each passage
@@ -252,15 +253,20 @@ class Measured:
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    """A benchmark's JSON, or a `ConfigError` that says how to make one."""
+    """A benchmark's JSON, or a `ConfigError` that says how to make one (a report is a
+    few kB: a device, a folder or a file past `MAX_REPORT_BYTES` is refused unread)."""
     try:
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise ConfigError(f"plan: {path} is over {MAX_REPORT_BYTES // 2**20} MB: not a report")
         report = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(
             f"plan: no benchmark at {path}; run the make target that writes it"
         ) from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"plan: {path} is not a benchmark JSON: {exc}") from exc
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"plan: {path} is not a benchmark JSON: {exc!r}") from exc
     if not isinstance(report, dict):
         raise ConfigError(f"plan: {path} is not a benchmark JSON object")
     return report

@@ -199,6 +199,18 @@ def test_a_broken_benchmark_file_is_a_clear_error(tmp_path: Path) -> None:
         load_report(bad)
     with pytest.raises(ConfigError, match="no benchmark at"):
         load_report(tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="no benchmark at"):
+        load_report(tmp_path)  # a folder
+    with pytest.raises(ConfigError, match="no benchmark at"):
+        load_report(Path("/dev/zero"))  # a device is never read
+    bad.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a benchmark JSON"):
+        load_report(bad)  # nesting deep enough to exhaust the parser's recursion
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(17 * 2**20)
+    with pytest.raises(ConfigError, match="over 16 MB"):
+        load_report(big)
     bad.write_text(json.dumps({"sizes": {"100": {"vector_ram_mb": 1}}}), encoding="utf-8")
     with pytest.raises(ConfigError, match="make bench-scale"):
         store_curves(load_report(bad), "none")
