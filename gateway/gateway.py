@@ -159,15 +159,9 @@ class LlmGateway:
             if prompt is None:
                 continue
             given, messages = prompt
-            began = time.perf_counter()
-            try:
-                completion = self._complete(spec, messages, attempts)
-            except ProviderError as exc:
-                count_fallback(spec.name)
-                attempts.append(str(exc))
-                log.warning("model %s failed: %s", spec.name, exc)
+            completion = self._attempt(spec, messages, attempts, "an answer")
+            if completion is None:
                 continue
-            self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
             attempts.append(f"{spec.name}: ok")
             answer = self._llm_answer(
                 question, given, passages, completion, spec, decision, attempts
@@ -248,15 +242,9 @@ class LlmGateway:
             if estimate_prompt_tokens(messages) + cap > spec.context_window:
                 attempts.append(f"{spec.name}: the prompt does not fit its context window")
                 continue
-            began = time.perf_counter()
-            try:
-                completion = self._complete(spec, messages, attempts, cap)
-            except ProviderError as exc:
-                count_fallback(spec.name)
-                attempts.append(str(exc))
-                log.warning("model %s failed on %s: %s", spec.name, task, exc)
+            completion = self._attempt(spec, messages, attempts, task, cap)
+            if completion is None:
                 continue
-            self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
             cost = spec.cost(completion.usage)
             record_usage(spec.name, completion.usage, cost, context.tenant)
             self._record(
@@ -347,6 +335,28 @@ class LlmGateway:
         yield AnswerEvent("answer", answer=answer)
 
     # -- shared steps -------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        spec: ModelSpec,
+        messages: Sequence[ChatMessage],
+        attempts: list[str],
+        what: str,
+        max_tokens: int | None = None,
+    ) -> Completion | None:
+        """One link of a fallback chain: the model's completion, or None with its failure
+        counted and noted in `attempts` (the next model is tried); its latency is observed
+        for routing. Answers and short tasks fall back the same way."""
+        began = time.perf_counter()
+        try:
+            completion = self._complete(spec, messages, attempts, max_tokens)
+        except ProviderError as exc:
+            count_fallback(spec.name)
+            attempts.append(str(exc))
+            log.warning("model %s failed on %s: %s", spec.name, what, exc)
+            return None
+        self._router.latency.observe(spec.name, (time.perf_counter() - began) * 1000)
+        return completion
 
     def _complete(
         self,
