@@ -18,18 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from governance.audit import AuditEvent, AuditLog
-from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.sqlite3'}"
-        return
-    with postgres_schema("audit") as url:
-        yield url
+@pytest.fixture
+def url(metadata_url: str) -> str:
+    return metadata_url
 
 
 @pytest.fixture

@@ -2,35 +2,27 @@
 
 The same SQLAlchemy models serve both. PostgreSQL is the real server at 127.0.0.1:5432
 (trust auth); without one its cases skip with the reason, and under CI (CI=true) they fail
-instead. A fork that adds a database (or another `Ledger`) adds one fixture param here.
+instead. The databases are `metadata_url`'s (tests/contract/conftest.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
 from core.types import LedgerEntry, Rung
 from gateway.ledger import SqlLedger
-from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLedger]:
-    if request.param == "sqlite":
-        ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-        yield ledger
-        ledger.close()
-        return
-    with postgres_schema("ledger") as url:
-        ledger = SqlLedger(url)
-        yield ledger
-        ledger.close()
+@pytest.fixture
+def ledger(metadata_url: str) -> Iterator[SqlLedger]:
+    ledger = SqlLedger(metadata_url)
+    yield ledger
+    ledger.close()
 
 
 def _at(day: int, hour: int) -> datetime:

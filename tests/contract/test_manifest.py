@@ -10,24 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from core.ports import Manifest
 from ingest.manifest import SqlManifest
-from tests.services import postgres_schema
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.sqlite3'}"
-        return
-    with postgres_schema("manifest") as url:
-        yield url
+@pytest.fixture
+def url(metadata_url: str) -> str:
+    return metadata_url
 
 
 @pytest.fixture
