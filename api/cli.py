@@ -599,14 +599,7 @@ def plan(
             cache_hit_rate=cache_hit_rate,
         )
         template = load_template()
-        max_output = 0 if llm == "extractive" else ctx.catalog.get(llm).max_output_tokens
-
-        def price() -> tuple[float, float, str]:
-            if llm == "extractive":
-                return 0.0, 0.0, "extractive: no LLM"
-            spec = ctx.catalog.get(llm)
-            return spec.input_per_mtok, spec.output_per_mtok, f"catalog {spec.name}"
-
+        model = None if llm == "extractive" else ctx.catalog.get(llm)
         measured = from_files(
             benchmarks or BENCHMARKS,
             scale=scale,
@@ -618,8 +611,7 @@ def plan(
                 settings.retrieval.top_k,
                 settings.ingest.chunk_size,
             ),
-            max_output=max_output,
-            price=price,
+            model=model,
             chunk_size=settings.ingest.chunk_size,
             chunk_overlap=settings.ingest.chunk_overlap,
         )

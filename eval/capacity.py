@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import ConfigError
 from core.types import CostLine
+from gateway.catalog import ModelSpec
 
 Quantization = Literal["none", "int8"]
 
@@ -37,7 +38,9 @@ SECONDS_A_MONTH = 30 * 24 * 3600
 CHARS_PER_TOKEN = 4.0  # English text, the providers' rule of thumb (an assumption)
 RAM_HEADROOM = 0.75  # plan a node's RAM to 75 %: page cache, segment merges, growth
 API_UTILISATION = 0.7  # plan an API replica to 70 % of its measured saturation
-QDRANT_RAM_FACTOR = 1.5  # Qdrant's documented rule: RAM ~ vectors x 1.5 (links, indexes)
+# Qdrant's capacity-planning rule: vectors in RAM x 1.5 (indexes, point versions, the
+# temporary segments of an optimization)
+QDRANT_RAM_FACTOR = 1.5
 MAX_REPORT_BYTES = 16 * 2**20
 MIN_LEDGER_ANSWERS = 20  # fewer LLM answers than this: the prompt's shape instead
 QUESTION_TOKENS = 15  # a question of ~60 characters (an assumption)
@@ -536,13 +539,13 @@ def from_files(
     quantization: Quantization,
     lines: Sequence[CostLine],
     prompt_tokens: float,
-    max_output: int,
-    price: Callable[[], tuple[float, float, str]],
+    model: ModelSpec | None,
     chunk_size: int,
     chunk_overlap: int,
 ) -> Measured:
     """The measured constants from the benchmark files in `folder` (bench-scale.json is
-    required; the others refine what they measure) and the ledger's lines."""
+    required; the others refine what they measure), the ledger's lines and the catalog's
+    generation `model` (None: the extractive answer, no LLM)."""
     scale_report = load_report(scale or folder / "bench-scale.json")
 
     def optional(name: str) -> dict[str, Any] | None:
@@ -550,8 +553,10 @@ def from_files(
         return load_report(path) if path.exists() else None
 
     rps, clients = api_capacity(optional("bench-load.json"))
+    max_output = model.max_output_tokens if model else 0
     tin, tout, hits = ledger_profile(lines, prompt_tokens, max_output)
-    pin, pout, source = price()
+    pin, pout = (model.input_per_mtok, model.output_per_mtok) if model else (0.0, 0.0)
+    source = f"catalog {model.name}" if model else "extractive: no LLM"
     return Measured(
         curves=store_curves(scale_report, quantization),
         ingest_chunks_per_s=ingest_rate(

@@ -23,11 +23,13 @@ from eval.capacity import (
     api_capacity,
     estimate,
     fit,
+    from_files,
     ingest_rate,
     ledger_profile,
     load_report,
     store_curves,
 )
+from gateway.catalog import ModelSpec
 
 MEASURED = BENCHMARKS / "bench-scale.json"
 
@@ -298,3 +300,29 @@ def test_api_capacity_reads_bench_load_levels() -> None:
     assert api_capacity(None)[0][1].startswith("assumption")
     with pytest.raises(ConfigError, match="ask levels"):
         api_capacity({"search": {}})
+
+
+def test_the_generation_model_sets_price_and_output_cap() -> None:
+    """The catalog's spec prices the plan and caps its tokens out; no model (the extractive
+    answer) costs nothing."""
+    from gateway.catalog import load_catalog
+
+    def measured(model: ModelSpec | None) -> Measured:
+        return from_files(
+            BENCHMARKS,
+            scale=None,
+            quantization="none",
+            lines=[],
+            prompt_tokens=1000,
+            model=model,
+            chunk_size=600,
+            chunk_overlap=150,
+        )
+
+    spec = load_catalog().get("gpt-4.1-mini")
+    priced = measured(spec)
+    assert priced.price_in == (spec.input_per_mtok, "catalog gpt-4.1-mini")
+    assert priced.tokens_out[0] == spec.max_output_tokens
+    work = Workload(documents=1000, avg_chars=600, qps=1, concurrency=1)
+    assert _plan(work, priced)["llm_usd_a_month"] > 0
+    assert _plan(work, measured(None))["llm_usd_a_month"] == 0
