@@ -73,7 +73,7 @@ _WHOLE_PARAGRAPH_WORDS = 50
 _DENSE_CANDIDATES = 6
 #: The words of a candidate the dense model reads. A batch is padded to its longest text,
 #: so one long unit (a table row without a full stop) made every candidate cost as much:
-#: 7 texts of which one is long took 12x the time of 7 sentences (ADR 0021).
+#: with one 400-word unit among 7 texts the call took 11-13x as long (ADR 0021).
 _DENSE_WORDS = 48
 #: Title and section terms count at this share of a term found in the candidate itself.
 _CONTEXT_DISCOUNT = 0.3
